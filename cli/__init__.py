@@ -1,0 +1,1 @@
+"""The modelzip command line (the only code that prints or exits)."""

@@ -1,0 +1,93 @@
+"""Rich rendering of reports, inspections and progress."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from compress.context import Progress as ProgressSink
+from compress.report import Report
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def report_table(report: Report) -> Table:
+    table = Table(title=f"{report.model} on {report.dataset} ({report.device}); * = baseline",
+                  caption=f"latency: median forward time per batch of {report.final.latency_batch}")
+    for col in ("state", "top-1 %", "Δ pp", "params", "non-zero", "size", "ratio", "latency"):
+        table.add_column(col, justify="left" if col == "state" else "right", no_wrap=True)
+    for i, row in enumerate(report.rows):
+        name = f"{row.stage}*" if i == report.baseline else row.stage
+        table.add_row(name, f"{row.accuracy:.2f}", f"{row.delta_pp:+.2f}", f"{row.params:,}", f"{row.nonzero:,}",
+                      human_bytes(row.size_bytes), f"{row.ratio:.1f}×", f"{row.latency_ms:.1f} ms")
+    return table
+
+
+def print_report(report: Report, console: Console) -> None:
+    console.print(report_table(report))
+    if report.output:
+        console.print(f"wrote {report.output} ({human_bytes(report.final.size_bytes)}, "
+                      f"{report.final.ratio:.1f}× smaller than the fp32 state_dict)")
+    for note in report.notes:
+        console.print(f"note: {note}")
+    c = report.constraint
+    if c is not None:
+        verdict = "[green]met[/green]" if c.met else "[red]VIOLATED[/red]"
+        console.print(f"accuracy constraint: drop {c.drop:.2f} pp ≤ {c.max_accuracy_drop:.2f} pp: {verdict}")
+
+
+def inspect_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("tensor", "shape", "encoding", "bits", "sparsity", "bytes"):
+        table.add_column(col, justify="left" if col in ("tensor", "encoding") else "right")
+    for r in rows:
+        table.add_row(r["name"], "×".join(map(str, r["shape"])) or "scalar", r["encoding"],
+                      str(r["bits"]), f"{100 * r['sparsity']:.1f}%", f"{r['bytes']:,}")
+    return table
+
+
+class RichProgress(ProgressSink):
+    """Renders training progress on stderr; silent when quiet or not a terminal."""
+
+    def __init__(self, console: Console, enabled: bool) -> None:
+        self.console = console
+        self.enabled = enabled
+        self._bar: Progress | None = None
+        self._task: Any = None
+
+    @classmethod
+    def for_cli(cls, quiet: bool) -> RichProgress:
+        console = Console(stderr=True, highlight=False)
+        return cls(console, enabled=not quiet and sys.stderr.isatty())
+
+    def start(self, label: str, total: int) -> None:
+        if not self.enabled:
+            return
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(), console=self.console)
+        self._bar.start()
+        self._task = self._bar.add_task(label, total=total, metrics="")
+
+    def update(self, advance: int, **metrics: float) -> None:
+        if self._bar is not None:
+            text = (f"loss {metrics.get('loss', 0):.4f}  acc {metrics.get('acc', 0):.2f}%  "
+                    f"{metrics.get('samples_per_s', 0):,.0f} samples/s")
+            self._bar.update(self._task, advance=advance, metrics=text)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def note(self, message: str) -> None:
+        if self.enabled:
+            self.console.print(f"[dim]{message}[/dim]")

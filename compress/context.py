@@ -1,0 +1,56 @@
+"""The run context passed through every stage: device, seed, progress sink."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from compress.errors import UnsupportedError
+
+
+class Progress:
+    """Where the library reports progress; the default does nothing (the CLI renders it)."""
+
+    def start(self, label: str, total: int) -> None:
+        """A task of ``total`` units begins."""
+
+    def update(self, advance: int, **metrics: float) -> None:
+        """``advance`` units done; ``metrics`` are the latest figures (loss, acc, …)."""
+
+    def stop(self) -> None:
+        """The current task has ended."""
+
+    def note(self, message: str) -> None:
+        """A one-line remark for the user (stage started, search trial, …)."""
+
+
+@dataclass
+class RunContext:
+    device: torch.device
+    seed: int = 0
+    progress: Progress = field(default_factory=Progress)
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU generator seeded from the run's seed (``offset`` separates uses)."""
+        return torch.Generator().manual_seed(self.seed + offset)
+
+
+def resolve_device(spec: str) -> torch.device:
+    """Map ``auto|cpu|cuda[:N]|mps`` to an available ``torch.device``."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UnsupportedError(f"device '{spec}' requested but CUDA is not available here",
+                                   "use --device cpu or --device auto")
+        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise UnsupportedError(f"device '{spec}': only {torch.cuda.device_count()} CUDA device(s)")
+    if spec == "mps" and not torch.backends.mps.is_available():
+        raise UnsupportedError("device 'mps' requested but MPS is not available here",
+                               "use --device cpu or --device auto")
+    return torch.device(spec)

@@ -1,0 +1,67 @@
+"""The run report: one row per model state, plus the constraint verdict. JSON schema v1."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+REPORT_SCHEMA = 1
+
+
+@dataclass
+class Row:
+    """One model state (baseline, or after a stage)."""
+
+    stage: str
+    accuracy: float  # top-1 %, on ``split``
+    loss: float
+    split: str
+    params: int
+    nonzero: int
+    size_bytes: int  # bytes of the artifact for this state (the real file for the final row)
+    latency_ms: float  # median forward time for one batch of ``latency_batch`` on the device
+    latency_batch: int
+    delta_pp: float = 0.0  # accuracy − baseline accuracy, percentage points
+    ratio: float = 1.0  # fp32 state_dict bytes of the baseline / size_bytes
+    seconds: float = 0.0  # wall time of the stage that produced this state
+    state_dict_bytes: int = 0  # torch.save size of this state's state_dict in fp32
+
+
+@dataclass
+class Constraint:
+    max_accuracy_drop: float
+    drop: float
+    met: bool
+
+
+@dataclass
+class Report:
+    model: str
+    dataset: str
+    device: str
+    rows: list[Row] = field(default_factory=list)
+    baseline: int = 0
+    fp32_bytes: int = 0
+    output: str | None = None
+    constraint: Constraint | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def final(self) -> Row:
+        return self.rows[-1]
+
+    def finalize(self, baseline: int, max_accuracy_drop: float | None) -> None:
+        """Fix the baseline row, then derive Δ, ratios and the constraint verdict."""
+        self.baseline = baseline
+        base = self.rows[baseline]
+        self.fp32_bytes = base.state_dict_bytes
+        for row in self.rows:
+            row.delta_pp = round(row.accuracy - base.accuracy, 4)
+            row.ratio = round(self.fp32_bytes / row.size_bytes, 3) if row.size_bytes else 0.0
+        if max_accuracy_drop is not None:
+            drop = round(base.accuracy - self.final.accuracy, 4)
+            self.constraint = Constraint(max_accuracy_drop, drop, drop <= max_accuracy_drop)
+
+    def to_dict(self) -> dict[str, Any]:
+        from compress import __version__
+
+        return {"schema": REPORT_SCHEMA, "modelzip": __version__, **asdict(self)}

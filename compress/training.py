@@ -1,0 +1,104 @@
+"""The one training loop, shared by the ``train`` and ``finetune`` stages."""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from compress.context import RunContext
+from compress.data import Dataset, iter_batches
+from compress.recipe.schema import TrainConfig
+
+_REPORT_EVERY = 10  # steps between progress updates (each costs a device sync)
+
+
+class TrainHook:
+    """Keeps a compression invariant during training; override what you need."""
+
+    def after_backward(self, model: nn.Module) -> None:
+        """Edit gradients before the optimizer step (e.g. zero pruned ones)."""
+
+    def after_step(self, model: nn.Module, step: int, total: int) -> None:
+        """Repair weights after the step (re-apply masks, project to a grid)."""
+
+
+@dataclass(frozen=True)
+class FitResult:
+    epochs: int
+    steps: int
+    seconds: float
+    samples_per_s: float
+    loss: float  # mean over the last reporting window
+    accuracy: float  # training accuracy (%) over the same window
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    total = max(1, cfg.epochs * steps_per_epoch)
+    if cfg.schedule == "cosine":
+        def factor(step: int) -> float:
+            return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    elif cfg.schedule == "step":
+        def factor(step: int) -> float:
+            return cfg.gamma ** (step // (cfg.step_epochs * steps_per_epoch))
+    else:
+        def factor(step: int) -> float:
+            return 1.0
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
+        label: str = "train", hooks: Sequence[TrainHook] = ()) -> FitResult:
+    """Train ``model`` in place for ``cfg.epochs`` on ``data.train``; hooks keep invariants."""
+    model.to(ctx.device).train()
+    opt = make_optimizer(model, cfg)
+    steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
+    sched = make_schedule(opt, cfg, steps_per_epoch)
+    total, step, seen = cfg.epochs * steps_per_epoch, 0, 0
+    gen = ctx.generator(offset=1)
+    ctx.progress.start(label, total)
+    start = time.perf_counter()
+    loss_sum = torch.zeros((), device=ctx.device)
+    correct = torch.zeros((), dtype=torch.int64, device=ctx.device)
+    window, last = 0, (float("nan"), float("nan"))
+    for _ in range(cfg.epochs):
+        for x, y in iter_batches(data.train, cfg.batch_size, shuffle=True, generator=gen, augment=data.augment):
+            x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
+            opt.zero_grad(set_to_none=True)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            loss.backward()
+            for hook in hooks:
+                hook.after_backward(model)
+            opt.step()
+            sched.step()
+            step += 1
+            for hook in hooks:
+                hook.after_step(model, step, total)
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen, window = seen + len(y), window + len(y)
+            if step % _REPORT_EVERY == 0 or step == total:
+                last = (float(loss_sum) / window, 100.0 * float(correct) / window)
+                ctx.progress.update(_REPORT_EVERY if step % _REPORT_EVERY == 0 else step % _REPORT_EVERY,
+                                    loss=last[0], acc=last[1],
+                                    samples_per_s=seen / (time.perf_counter() - start))
+                loss_sum.zero_()
+                correct.zero_()
+                window = 0
+    seconds = time.perf_counter() - start
+    ctx.progress.stop()
+    model.eval()
+    return FitResult(cfg.epochs, step, seconds, seen / max(seconds, 1e-9), *last)
