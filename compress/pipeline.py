@@ -57,7 +57,8 @@ def run(recipe: Recipe, *, progress: Progress | None = None, write: bool = True)
     torch.manual_seed(recipe.seed)
     ctx = RunContext(resolve_device(recipe.device), recipe.seed, progress or Progress())
     out_path = Path(recipe.output) / "model.mzip"
-    _check_output(recipe, out_path)
+    if write:
+        _check_output(recipe, out_path)
     ctx.progress.note(f"loading dataset '{recipe.data.name}'")
     state = init_state(recipe, load_dataset(recipe.data), ctx)
     report = Report(recipe.model.name, recipe.data.name, str(ctx.device))

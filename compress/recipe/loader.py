@@ -129,16 +129,29 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     except yaml.YAMLError:
         value = text
     parts = _split_key(key.strip())
+    _normalize_stages(raw)
     if parts[0] in STAGE_NAMES:
         stages = [s for s in raw.get("pipeline") or [] if isinstance(s, dict) and parts[0] in s]
         if not stages:
             raise ValueError(f"the pipeline has no '{parts[0]}' stage to override")
         for stage in stages:
-            if stage[parts[0]] is None:
-                stage[parts[0]] = {}
             _set_path(stage, parts, value)
         return
     _set_path(raw, parts, value)
+
+
+def _normalize_stages(raw: dict[str, Any]) -> None:
+    """Spell ``- evaluate`` and ``- train:`` (no body) as mappings so overrides can reach into them."""
+    pipeline = raw.get("pipeline")
+    if not isinstance(pipeline, list):
+        return
+    for i, stage in enumerate(pipeline):
+        if isinstance(stage, str) and stage in STAGE_NAMES:
+            pipeline[i] = {stage: {}}
+        elif isinstance(stage, dict):
+            for name in stage:
+                if stage[name] is None:
+                    stage[name] = {}
 
 
 def _split_key(key: str) -> list[str | int]:

@@ -1,0 +1,118 @@
+"""The .mzip file: exact model round trips, size claims, and corrupt input → clean errors."""
+import random
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+import compress
+from compress import artifact
+from compress.artifact import ModelSpec
+from compress.errors import ArtifactError
+from compress.models import build_model
+
+LENET_FP32_BYTES = 1_069_205  # torch.save(state_dict) of LeNet-300-100, as stated in the issue
+
+
+def lenet_95_sparse_4bit(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    model = build_model("lenet-300-100", {})
+    with torch.no_grad():
+        for p in model.parameters():
+            book = torch.linspace(float(p.min()), float(p.max()), 16)
+            keep = torch.rand_like(p) > 0.95
+            p.copy_(book[torch.randint(0, 16, p.shape)] * keep)
+    return model
+
+
+def test_lenet_95_percent_4bit_codebook_fits_budget(tmp_path):
+    model = lenet_95_sparse_4bit()
+    size = compress.save(model, tmp_path / "l.mzip", "lenet-300-100")
+    assert size <= 19_500, size
+    assert LENET_FP32_BYTES / size >= 54
+    loaded = compress.load(tmp_path / "l.mzip")
+    for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+@pytest.mark.parametrize("name,shape", [("mnist-cnn", (4, 1, 28, 28)), ("resnet20", (4, 3, 32, 32))])
+def test_loaded_model_gives_identical_logits(tmp_path, name, shape):
+    torch.manual_seed(0)
+    model = build_model(name, {}).eval()
+    x = torch.randn(shape)
+    compress.save(model, tmp_path / "m.mzip", name)
+    loaded = compress.load(tmp_path / "m.mzip")
+    assert not loaded.training
+    assert torch.equal(model(x), loaded(x))
+
+
+def test_structurally_smaller_model_loads(tmp_path):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 120), nn.ReLU(), nn.Linear(120, 60), nn.ReLU(), nn.Linear(60, 10))
+    compress.save(model, tmp_path / "s.mzip", "lenet-300-100")
+    loaded = compress.load(tmp_path / "s.mzip")
+    assert loaded[1].out_features == 120 and loaded[3].in_features == 120
+    x = torch.randn(3, 1, 28, 28)
+    assert torch.equal(model(x), loaded(x))
+
+
+def test_import_path_factories_need_trust(tmp_path):
+    compress.save(nn.Identity(), tmp_path / "i.mzip", ModelSpec("torch.nn:Identity"))
+    with pytest.raises(ArtifactError, match="--trust-checkpoint"):
+        compress.load(tmp_path / "i.mzip")
+    assert isinstance(compress.load(tmp_path / "i.mzip", trust_model_code=True), nn.Identity)
+
+
+def _valid(tmp_path: Path) -> bytes:
+    compress.save(lenet_95_sparse_4bit(), tmp_path / "v.mzip", "lenet-300-100")
+    return (tmp_path / "v.mzip").read_bytes()
+
+
+def test_checksum_catches_payload_flip(tmp_path):
+    data = bytearray(_valid(tmp_path))
+    data[-100] ^= 0x10
+    (tmp_path / "f.mzip").write_bytes(data)
+    with pytest.raises(ArtifactError, match="checksum mismatch"):
+        compress.load(tmp_path / "f.mzip")
+
+
+def test_foreign_and_unknown_version_files(tmp_path):
+    (tmp_path / "x.mzip").write_bytes(b"PK\x03\x04 definitely not modelzip")
+    with pytest.raises(ArtifactError, match="x.mzip"):
+        compress.load(tmp_path / "x.mzip")
+    data = _valid(tmp_path).replace(b'\\"version\\":1', b'\\"version\\":9')
+    (tmp_path / "v9.mzip").write_bytes(data)
+    with pytest.raises(ArtifactError, match="unknown format version 9"):
+        compress.load(tmp_path / "v9.mzip")
+
+
+def test_random_corruption_gives_only_clean_errors(tmp_path):
+    """Fuzz: truncations and byte flips anywhere → ArtifactError or (rarely) an identical model."""
+    data = _valid(tmp_path)
+    rng = random.Random(0)
+    target = tmp_path / "c.mzip"
+    for trial in range(150):
+        buf = bytearray(data)
+        if trial % 3 == 0:
+            buf = buf[:rng.randrange(len(buf))]
+        else:
+            for _ in range(rng.randint(1, 4)):
+                buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
+        target.write_bytes(buf)
+        try:
+            compress.load(target)
+        except ArtifactError as exc:
+            assert "c.mzip" in str(exc)
+
+
+def test_writes_are_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "a.bin"
+    artifact.write_atomic(path, b"old")
+
+    def boom(*_a, **_k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", boom)
+    with pytest.raises(OSError):
+        artifact.write_atomic(path, b"new")
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["a.bin"]

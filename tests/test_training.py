@@ -1,0 +1,53 @@
+import torch
+
+from compress.context import RunContext
+from compress.data import load_dataset
+from compress.evaluate import evaluate
+from compress.models import build_model
+from compress.recipe import DataConfig, TrainConfig
+from compress.training import TrainHook, fit
+
+
+def train_once(seed: int, hooks=()) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    data = load_dataset(DataConfig(name="digits"))
+    model = build_model("lenet-300-100", {})
+    fit(model, data, TrainConfig(epochs=2, batch_size=64, lr=0.003), RunContext(torch.device("cpu"), seed), hooks=hooks)
+    return model
+
+
+def test_training_learns_digits():
+    data = load_dataset(DataConfig(name="digits"))
+    model = train_once(0)
+    assert evaluate(model, data.test, 1000, torch.device("cpu")).accuracy > 90.0
+
+
+def test_training_is_reproducible():
+    a, b = train_once(1), train_once(1)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+
+
+def test_hooks_run_every_step():
+    class Counter(TrainHook):
+        steps = 0
+
+        def after_step(self, model, step, total):
+            self.steps = step
+            self.total = total
+
+    hook = Counter()
+    train_once(0, hooks=[hook])
+    assert hook.steps == hook.total == 2 * -(-1437 // 64)
+
+
+def test_schedules():
+    from compress.training import make_schedule
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    for kind, expect_end in (("constant", 1.0), ("cosine", 0.0), ("step", 0.1)):
+        opt = torch.optim.SGD([p], lr=1.0)
+        sched = make_schedule(opt, TrainConfig(epochs=2, schedule=kind, step_epochs=1), steps_per_epoch=10)
+        for _ in range(19):
+            opt.step()
+            sched.step()
+        assert abs(opt.param_groups[0]["lr"] - expect_end) < 0.05, kind
