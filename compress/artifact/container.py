@@ -81,17 +81,24 @@ def to_bytes(state: dict[str, torch.Tensor], spec: ModelSpec, *, grids: dict[str
 
 def assemble(encoded: tuple[dict[str, Any], dict[str, bytes]], spec: ModelSpec, *,
              recipe: dict[str, Any] | None = None, report: dict[str, Any] | None = None) -> bytes:
-    """Wrap already encoded tensors with a manifest (cheap: no tensor is re-encoded)."""
-    from safetensors.torch import save
+    """Wrap already encoded tensors with a manifest (cheap: no tensor is re-encoded).
 
+    The bytes are a standard safetensors file (one U8 tensor per state_dict entry), laid
+    out here in a single join so that writing costs one copy of the payload.
+    """
     metas, payloads = encoded
     manifest = {"format": FORMAT, "version": FORMAT_VERSION, "modelzip": __version__,
                 "model": {"name": spec.name, "kwargs": spec.kwargs}, "tensors": metas,
                 "recipe": recipe, "report": report}
     manifest["sha256"] = _checksum(manifest, payloads)
-    buffers = {k: torch.frombuffer(bytearray(v), dtype=torch.uint8) if v else torch.empty(0, dtype=torch.uint8)
-               for k, v in payloads.items()}
-    return save(buffers, metadata={_META_KEY: json.dumps(manifest, separators=(",", ":"))})
+    header: dict[str, Any] = {"__metadata__": {_META_KEY: json.dumps(manifest, separators=(",", ":"))}}
+    offset = 0
+    for name, data in payloads.items():
+        header[name] = {"dtype": "U8", "shape": [len(data)], "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    return b"".join([len(head).to_bytes(8, "little"), head, *payloads.values()])
 
 
 def _checksum(manifest: dict[str, Any], payloads: dict[str, bytes]) -> str:

@@ -114,3 +114,9 @@ def test_bad_set_and_device(tmp_path):
     res = runner.invoke(app, ["run", recipe, "--set", "train.epochz=2", "--device", "tpu"])
     assert res.exit_code == 2
     assert "epochz: unknown key; did you mean 'epochs'?" in res.output and "device: must be" in res.output
+
+
+def test_unimplemented_stage_is_a_clear_error(tmp_path):
+    res = runner.invoke(app, ["prune", "--rate", "50", "-r", str(write(tmp_path, tiny_recipe(tmp_path))), "-q"])
+    assert res.exit_code == 2 and "'prune' stage is not implemented" in res.output
+    assert "Traceback" not in res.output and "unexpected" not in res.output
