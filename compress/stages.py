@@ -8,19 +8,19 @@ from compress.recipe.schema import Schema, TrainConfig
 from compress.training import fit
 
 
-@STAGES.register("train")
-def train_stage(state: PipelineState, cfg: Schema) -> None:
-    if not isinstance(cfg, TrainConfig):
-        raise TypeError(f"train stage got {type(cfg).__name__}")
-    fit(state.model, state.data, cfg, state.ctx, label="train", hooks=state.hooks)
+def _training_stage(label: str) -> None:
+    """``train`` and ``finetune`` are the same loop; the hooks keep pruned weights and grids in place."""
+
+    def handler(state: PipelineState, cfg: Schema) -> None:
+        if not isinstance(cfg, TrainConfig):
+            raise TypeError(f"{label} stage got {type(cfg).__name__}")
+        fit(state.model, state.data, cfg, state.ctx, label=label, hooks=state.hooks)
+
+    STAGES.register(label)(handler)
 
 
-@STAGES.register("finetune")
-def finetune_stage(state: PipelineState, cfg: Schema) -> None:
-    """The training loop again, with the hooks that keep pruned weights and grids in place."""
-    if not isinstance(cfg, TrainConfig):
-        raise TypeError(f"finetune stage got {type(cfg).__name__}")
-    fit(state.model, state.data, cfg, state.ctx, label="finetune", hooks=state.hooks)
+for _label in ("train", "finetune"):
+    _training_stage(_label)
 
 
 def _not_yet(kind: str) -> None:

@@ -44,3 +44,21 @@ def test_random_crop_flip_keeps_shape_and_content_scale():
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
     out = random_crop_flip(x, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and float(out.max()) <= float(x.max())
+
+
+def test_imagefolder_reads_train_and_val(tmp_path):
+    from PIL import Image
+
+    for part in ("train", "val"):
+        for label, color in (("cat", 30), ("dog", 220)):
+            folder = tmp_path / part / label
+            folder.mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (40, 30), (color, color, i)).save(folder / f"{i}.png")
+    ds = load_dataset(DataConfig(name="imagefolder", root=str(tmp_path), image_size=16))
+    assert ds.train.x.shape == (6, 3, 16, 16) and ds.num_classes == 2 and len(ds.test) == 6
+
+
+def test_imagefolder_missing_folder(tmp_path):
+    with pytest.raises(DataError, match="is not a folder"):
+        load_dataset(DataConfig(name="imagefolder", root=str(tmp_path)))

@@ -120,3 +120,12 @@ def test_unimplemented_stage_is_a_clear_error(tmp_path):
     res = runner.invoke(app, ["prune", "--rate", "50", "-r", str(write(tmp_path, tiny_recipe(tmp_path))), "-q"])
     assert res.exit_code == 2 and "'prune' stage is not implemented" in res.output
     assert "Traceback" not in res.output and "unexpected" not in res.output
+
+
+def test_train_falls_back_to_builtin_recipe_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["train", "--set", "train.epochs=1", "-o", str(tmp_path / "o"), "--json", "j.json"])
+    assert res.exit_code == 0, res.output
+    assert "built-in quick-start recipe" in res.output
+    report = json.loads((tmp_path / "j.json").read_text())
+    assert [r["stage"] for r in report["rows"]] == ["train"] and report["rows"][0]["accuracy"] > 80
