@@ -4,7 +4,7 @@ from __future__ import annotations
 from compress import __version__
 from compress.errors import UnsupportedError
 from compress.pipeline import STAGES, PipelineState
-from compress.recipe.schema import Schema, TrainConfig
+from compress.recipe.schema import PruneConfig, Schema, TrainConfig
 from compress.training import fit
 
 
@@ -31,5 +31,13 @@ def _not_yet(kind: str) -> None:
     STAGES.register(kind)(handler)
 
 
-for _kind in ("prune", "quantize"):
-    _not_yet(_kind)
+_not_yet("quantize")
+
+
+@STAGES.register("prune")
+def prune_stage(state: PipelineState, cfg: Schema) -> None:
+    from compress import prune
+
+    if not isinstance(cfg, PruneConfig):
+        raise TypeError(f"prune stage got {type(cfg).__name__}")
+    prune.apply(state, cfg)

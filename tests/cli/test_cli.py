@@ -117,8 +117,8 @@ def test_bad_set_and_device(tmp_path):
 
 
 def test_unimplemented_stage_is_a_clear_error(tmp_path):
-    res = runner.invoke(app, ["prune", "--rate", "50", "-r", str(write(tmp_path, tiny_recipe(tmp_path))), "-q"])
-    assert res.exit_code == 2 and "'prune' stage is not implemented" in res.output
+    res = runner.invoke(app, ["quantize", "--bits", "8", "-r", str(write(tmp_path, tiny_recipe(tmp_path))), "-q"])
+    assert res.exit_code == 2 and "'quantize' stage is not implemented" in res.output
     assert "Traceback" not in res.output and "unexpected" not in res.output
 
 
@@ -129,3 +129,15 @@ def test_train_falls_back_to_builtin_recipe_and_says_so(tmp_path, monkeypatch):
     assert "built-in quick-start recipe" in res.output
     report = json.loads((tmp_path / "j.json").read_text())
     assert [r["stage"] for r in report["rows"]] == ["train"] and report["rows"][0]["accuracy"] > 80
+
+
+def test_prune_command_end_to_end(tmp_path):
+    recipe = str(write(tmp_path, tiny_recipe(tmp_path)))
+    res = runner.invoke(app, ["prune", "--rate", "80", "-r", recipe, "-q", "--finetune-epochs", "1",
+                              "--json", str(tmp_path / "p.json")])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((tmp_path / "p.json").read_text())["rows"]
+    assert [r["stage"] for r in rows] == ["train", "prune", "finetune"]
+    assert rows[-1]["nonzero"] < 0.25 * rows[0]["nonzero"] and rows[-1]["size_bytes"] < 0.4 * rows[0]["size_bytes"]
+    res = runner.invoke(app, ["prune", "-r", recipe, "-q"])
+    assert res.exit_code == 2 and "no rate given" in res.output

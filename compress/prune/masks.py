@@ -1,0 +1,83 @@
+"""Choosing which weights to remove from scores, and keeping them at exactly zero."""
+from __future__ import annotations
+
+import fnmatch
+
+import torch
+import torch.nn as nn
+
+from compress.errors import InputError
+from compress.training import TrainHook
+
+PRUNABLE = (nn.Linear, nn.modules.conv._ConvNd)
+
+
+def prunable_params(model: nn.Module, skip: list[str]) -> dict[str, nn.Parameter]:
+    """Weights of Linear/Conv layers whose module name matches no ``skip`` pattern."""
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, PRUNABLE) and not any(fnmatch.fnmatch(name, pat) for pat in skip):
+            out[f"{name}.weight"] = module.weight
+    if not out:
+        raise InputError("no prunable layer (Linear/Conv weights) left after skip patterns",
+                         "check prune.skip against the model's module names (modelzip inspect shows them)")
+    return out
+
+
+def layer_rate(param_name: str, default: float, layer_rates: dict[str, float]) -> float:
+    module = param_name.rsplit(".", 1)[0]
+    for pattern, rate in layer_rates.items():
+        if fnmatch.fnmatch(module, pattern):
+            return rate
+    return default
+
+
+def select(scores: dict[str, torch.Tensor], rate: float, scope: str,
+           layer_rates: dict[str, float]) -> dict[str, torch.Tensor]:
+    """Boolean keep-masks removing ``rate`` % of weights by lowest score (global or per layer).
+
+    Layers matching ``layer_rates`` patterns use their own rate; the rest share ``rate``.
+    """
+    masks: dict[str, torch.Tensor] = {}
+    shared = {n: s for n, s in scores.items() if layer_rate(n, -1.0, layer_rates) < 0}
+    for name, s in scores.items():
+        if name not in shared or scope == "layer":
+            masks[name] = _keep_top(s.flatten(), layer_rate(name, rate, layer_rates)).view_as(s)
+    if scope == "global" and shared:
+        flat = torch.cat([s.flatten() for s in shared.values()])
+        keep = _keep_top(flat, rate)
+        offset = 0
+        for name, s in shared.items():
+            masks[name] = keep[offset:offset + s.numel()].view_as(s)
+            offset += s.numel()
+    return masks
+
+
+def _keep_top(scores: torch.Tensor, rate: float) -> torch.Tensor:
+    n_remove = int(round(scores.numel() * rate / 100.0))
+    keep = torch.ones_like(scores, dtype=torch.bool)
+    if n_remove > 0:
+        keep[torch.topk(scores, n_remove, largest=False).indices] = False
+    return keep
+
+
+class MaskHook(TrainHook):
+    """Keeps pruned weights at exactly zero: gradients masked, weights re-masked after each step
+    (so neither momentum nor weight decay can revive them)."""
+
+    def __init__(self, params: dict[str, nn.Parameter], masks: dict[str, torch.Tensor]) -> None:
+        self.pairs = [(params[n], masks[n].to(params[n].device)) for n in masks]
+
+    def after_backward(self, model: nn.Module) -> None:
+        for p, m in self.pairs:
+            if p.grad is not None:
+                p.grad.mul_(m)
+
+    @torch.no_grad()
+    def after_step(self, model: nn.Module, step: int, total: int) -> None:
+        self.apply()
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        for p, m in self.pairs:
+            p.mul_(m)
