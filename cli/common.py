@@ -13,9 +13,8 @@ from rich.console import Console
 from cli.errors import EXIT_CONSTRAINT, err_console
 from cli.render import RichProgress, print_report
 from compress.artifact import write_atomic
-from compress.errors import RecipeError
 from compress.pipeline import RunResult, run
-from compress.recipe import Recipe, apply_override, read_yaml, validate
+from compress.recipe import Recipe, apply_override, load_recipe, read_yaml
 
 RecipeOpt = Annotated[Path | None, typer.Option("--recipe", "-r", help="Recipe YAML (default: ./modelzip.yaml, "
                                                  "else the built-in quick start).")]
@@ -64,15 +63,7 @@ def build_recipe(path: Path | None, sets: list[str] | None, *, checkpoint: Path 
         apply_override(raw, "model.trust_checkpoint=true")
     if edit is not None:
         raw["pipeline"] = edit(list(raw.get("pipeline") or []))
-    problems = []
-    for item in sets or []:
-        try:
-            apply_override(raw, item)
-        except ValueError as exc:
-            problems.append(f"--set {item}: {exc}")
-    if problems:
-        raise RecipeError(str(path), problems)
-    return validate(raw, str(path))
+    return load_recipe(raw, sets or [], name=str(path))
 
 
 def execute(recipe: Recipe, *, quiet: bool, json_path: Path | None, write: bool = True) -> RunResult:

@@ -20,12 +20,14 @@ _BOUNDS = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", ">="),
            "less_than": ("lt", "<"), "less_than_equal": ("le", "<=")}
 
 
-def load_recipe(source: str | Path | dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+def load_recipe(source: str | Path | dict[str, Any], overrides: list[str] | tuple[str, ...] = (),
+                name: str | None = None) -> Recipe:
     """Read, override and validate a recipe; raise :class:`RecipeError` listing every problem."""
     if isinstance(source, dict):
-        name, raw = "<recipe>", copy.deepcopy(source)
+        raw = copy.deepcopy(source)
+        name = name or "<recipe>"
     else:
-        name, raw = str(source), read_yaml(Path(source))
+        name, raw = name or str(source), read_yaml(Path(source))
     problems: list[str] = []
     for item in overrides:
         try:
