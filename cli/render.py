@@ -36,7 +36,7 @@ def print_report(report: Report, console: Console) -> None:
     console.print(report_table(report))
     if report.output:
         console.print(f"wrote {report.output} ({human_bytes(report.final.size_bytes)}, "
-                      f"{report.final.ratio:.1f}× smaller than the fp32 state_dict)")
+                      f"ratio {report.final.ratio:.1f}× vs the baseline fp32 state_dict)")
     for note in report.notes:
         console.print(f"note: {note}")
     c = report.constraint
