@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from cli.errors import EXIT_CONSTRAINT, err_console
-from cli.render import RichProgress, print_report
+from cli.render import RichProgress, out_console, print_report
 from compress.artifact import write_atomic
 from compress.pipeline import RunResult, run
 from compress.recipe import Recipe, apply_override, load_recipe, read_yaml
@@ -73,7 +72,7 @@ def execute(recipe: Recipe, *, quiet: bool, json_path: Path | None, write: bool 
     if json_path is not None and str(json_path) == "-":
         typer.echo(json.dumps(data, indent=2))
     else:
-        print_report(result.report, Console(highlight=False))
+        print_report(result.report, out_console())
         if json_path is not None:
             write_atomic(json_path, json.dumps(data, indent=2).encode())
     if result.report.constraint is not None and not result.report.constraint.met:

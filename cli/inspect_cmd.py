@@ -5,12 +5,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from cli.errors import guarded
-from cli.render import human_bytes, inspect_table
+from cli.render import human_bytes, inspect_table, layer_table, out_console, report_table
 from compress import artifact
-from compress.report import Report, Row
+from compress.report import Report
 
 
 @guarded
@@ -18,7 +17,7 @@ def inspect_cmd(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="A
     """Per-tensor encoding, bits, sparsity and bytes; totals; the stored report."""
     art = artifact.read(path)
     rows = artifact.describe(art)
-    console = Console(highlight=False)
+    console = out_console()
     console.print(inspect_table(rows, f"{path} — {art.spec.name}"))
     payload = sum(r["bytes"] for r in rows)
     params = sum(r["numel"] for r in rows)
@@ -27,8 +26,7 @@ def inspect_cmd(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="A
                   f"{human_bytes(path.stat().st_size - payload)})")
     stored = art.manifest.get("report")
     if stored:
-        from cli.render import report_table
-
-        rep = Report(stored["model"], stored["dataset"], stored["device"],
-                     rows=[Row(**r) for r in stored["rows"]], baseline=stored["baseline"])
+        rep = Report.from_dict(stored)
         console.print(report_table(rep))
+        if rep.layers:
+            console.print(layer_table(rep))

@@ -12,6 +12,12 @@ from compress.context import Progress as ProgressSink
 from compress.report import Report
 
 
+def out_console() -> Console:
+    """Stdout console; when piped (CI logs) wide enough that tables are never truncated."""
+    probe = Console()
+    return Console(highlight=False, width=None if probe.is_terminal else 160)
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if abs(n) < 1000 or unit == "GB":
@@ -23,17 +29,42 @@ def human_bytes(n: float) -> str:
 def report_table(report: Report) -> Table:
     table = Table(title=f"{report.model} on {report.dataset} ({report.device}); * = baseline",
                   caption=f"latency: median forward time per batch of {report.final.latency_batch}")
-    for col in ("state", "top-1 %", "Δ pp", "params", "non-zero", "size", "ratio", "latency"):
+    for col in ("state", "top-1 %", "Δ pp", "params", "non-zero", "MACs", "size", "ratio", "latency"):
         table.add_column(col, justify="left" if col == "state" else "right", no_wrap=True)
     for i, row in enumerate(report.rows):
         name = f"{row.stage}*" if i == report.baseline else row.stage
         table.add_row(name, f"{row.accuracy:.2f}", f"{row.delta_pp:+.2f}", f"{row.params:,}", f"{row.nonzero:,}",
-                      human_bytes(row.size_bytes), f"{row.ratio:.1f}×", f"{row.latency_ms:.1f} ms")
+                      human_count(row.macs), human_bytes(row.size_bytes), f"{row.ratio:.1f}×",
+                      f"{row.latency_ms:.1f} ms")
+    return table
+
+
+def human_count(n: float) -> str:
+    for unit in ("", "K", "M", "G"):
+        if abs(n) < 1000 or unit == "G":
+            return f"{n:,.0f}" if not unit else f"{n:,.1f}{unit}"
+        n /= 1000
+    return str(n)
+
+
+def layer_table(report: Report) -> Table:
+    """Per-layer shapes, sparsity and bits: what compression did where."""
+    table = Table(title="per layer (weights): baseline → final")
+    for col in ("layer", "type", "shape", "weights", "non-zero", "sparsity", "bits"):
+        table.add_column(col, justify="left" if col in ("layer", "type", "shape") else "right", no_wrap=True)
+    for s in report.layers:
+        shape = "×".join(map(str, s.shape_before))
+        if s.shape != s.shape_before:
+            shape += " → " + "×".join(map(str, s.shape))
+        table.add_row(s.name, s.kind, shape, f"{s.params_before:,}", f"{s.nonzero:,}", f"{100 * s.sparsity:.1f}%",
+                      f"{s.bits:g}")
     return table
 
 
 def print_report(report: Report, console: Console) -> None:
     console.print(report_table(report))
+    if report.layers:
+        console.print(layer_table(report))
     if report.output:
         console.print(f"wrote {report.output} ({human_bytes(report.final.size_bytes)}, "
                       f"ratio {report.final.ratio:.1f}× vs the baseline fp32 state_dict)")

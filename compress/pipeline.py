@@ -15,6 +15,7 @@ from compress.context import Progress, RunContext, resolve_device
 from compress.data import Dataset, load_dataset
 from compress.errors import InputError
 from compress.evaluate import evaluate, measure_latency
+from compress.layers import count_macs, layer_stats, weight_shapes
 from compress.models import build_model, load_state, read_checkpoint, resolve_kwargs
 from compress.recipe.schema import EvaluateConfig, Recipe, Schema
 from compress.registry import Registry
@@ -76,10 +77,10 @@ def _run_stages(recipe: Recipe, state: PipelineState, report: Report) -> int:
     first_compression = next((i for i, k in enumerate(kinds) if k in COMPRESSION_STAGES), None)
     if recipe.model.checkpoint or kinds[0] != "train":
         report.rows.append(measure(state, "checkpoint" if recipe.model.checkpoint else "init"))
-    baseline = 0
+    baseline, before = 0, None
     for i, stage in enumerate(recipe.pipeline):
         if i == first_compression:
-            baseline = len(report.rows) - 1
+            baseline, before = len(report.rows) - 1, weight_shapes(state.model)
         if stage.kind == "evaluate":  # re-measure the current state with this stage's settings
             cfg = stage.config
             if not isinstance(cfg, EvaluateConfig):
@@ -92,6 +93,8 @@ def _run_stages(recipe: Recipe, state: PipelineState, report: Report) -> int:
         start = time.perf_counter()
         STAGES.get(stage.kind)(state, stage.config)
         report.rows.append(measure(state, stage.kind, seconds=time.perf_counter() - start))
+    if before is not None:
+        report.layers = layer_stats(before, state.model, {n: float(g.bits) for n, g in state.grids.items()})
     return max(baseline, 0) if first_compression is not None else 0
 
 
@@ -122,11 +125,11 @@ def measure(state: PipelineState, label: str, cfg: EvaluateConfig | None = None,
     params = sum(p.numel() for p in model.parameters())
     nonzero = sum(int((p != 0).sum()) for p in model.parameters())
     size = len(artifact.to_bytes(cpu_state(model), state.spec, grids=state.grids))
-    latency = measure_latency(model, state.data.test.x[:cfg.latency_batch_size], cfg.latency_batch_size,
-                              ctx.device, repeats=cfg.latency_repeats)
+    example = state.data.test.x[:cfg.latency_batch_size]
+    latency = measure_latency(model, example, cfg.latency_batch_size, ctx.device, repeats=cfg.latency_repeats)
     return Row(label, round(res.accuracy, 4), round(res.loss, 6), cfg.split, params, nonzero, size,
                round(latency * 1e3, 4), cfg.latency_batch_size, seconds=round(seconds, 3),
-               state_dict_bytes=fp32_state_dict_bytes(model))
+               state_dict_bytes=fp32_state_dict_bytes(model), macs=count_macs(model, example.to(ctx.device)))
 
 
 def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:

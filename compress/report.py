@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from compress.layers import LayerStat
+
 REPORT_SCHEMA = 1
 
 
@@ -24,6 +26,7 @@ class Row:
     ratio: float = 1.0  # fp32 state_dict bytes of the baseline / size_bytes
     seconds: float = 0.0  # wall time of the stage that produced this state
     state_dict_bytes: int = 0  # torch.save size of this state's state_dict in fp32
+    macs: int = 0  # multiply-accumulates of Linear/Conv layers per input sample
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Report:
     output: str | None = None
     constraint: Constraint | None = None
     notes: list[str] = field(default_factory=list)
+    layers: list[LayerStat] = field(default_factory=list)  # per layer, baseline vs final (compression runs)
 
     @property
     def final(self) -> Row:
@@ -64,4 +68,18 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         from compress import __version__
 
-        return {"schema": REPORT_SCHEMA, "modelzip": __version__, **asdict(self)}
+        data = asdict(self)
+        for layer, stat in zip(data["layers"], self.layers):
+            layer["sparsity"] = round(stat.sparsity, 6)
+        return {"schema": REPORT_SCHEMA, "modelzip": __version__, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """Rebuild a report stored in an artifact (derived fields are recomputed, unknown ones dropped)."""
+        row_keys = set(Row.__dataclass_fields__)
+        layer_keys = set(LayerStat.__dataclass_fields__)
+        rows = [Row(**{k: v for k, v in r.items() if k in row_keys}) for r in data.get("rows", [])]
+        layers = [LayerStat(**{k: v for k, v in r.items() if k in layer_keys}) for r in data.get("layers", [])]
+        return cls(data["model"], data["dataset"], data["device"], rows=rows, baseline=data.get("baseline", 0),
+                   fp32_bytes=data.get("fp32_bytes", 0), output=data.get("output"), notes=data.get("notes", []),
+                   layers=layers)

@@ -1,24 +1,108 @@
-"""Pruning: ``apply(state, config)`` scores weights, selects masks, and keeps them through training."""
+"""Pruning: ``apply(state, config)`` scores, selects and keeps sparsity on its schedule.
+
+Importance scoring (``importance``), mask selection (``masks``), channel surgery
+(``structured``) and schedules (``schedules``) are separate; this module wires them.
+"""
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn as nn
 
 from compress.errors import InputError, UnsupportedError
 from compress.prune.importance import IMPORTANCE
 from compress.prune.masks import MaskHook, prunable_params, select
-from compress.recipe.schema import PruneConfig
+from compress.prune.schedules import GradualHook, MaskFn, cycle_rates
+from compress.recipe.schema import FinetuneConfig, PruneConfig
+from compress.training import fit
+
+if TYPE_CHECKING:
+    from compress.pipeline import PipelineState
 
 __all__ = ["apply"]
 
 
-def apply(state: "PipelineState", cfg: PruneConfig) -> MaskHook:  # noqa: F821
-    """Prune ``state.model`` in place per ``cfg``; the returned hook is added to ``state.hooks``."""
+def apply(state: PipelineState, cfg: PruneConfig) -> None:
+    """Prune ``state.model`` in place per ``cfg``; masks that later training must keep go to ``state.hooks``."""
     if cfg.rate is None:
         raise InputError("prune: no rate given", "pass --rate R (percent, 0 ≤ R < 100) or set prune.rate")
-    if cfg.granularity != "unstructured" or cfg.schedule != "oneshot":
-        raise UnsupportedError(f"prune: granularity '{cfg.granularity}' with schedule '{cfg.schedule}' is not "
-                               "implemented yet", "use granularity: unstructured, schedule: oneshot")
+    if cfg.granularity == "channel":
+        _apply_channel(state, cfg)
+        return
     params = prunable_params(state.model, cfg.skip)
-    scores = IMPORTANCE.get(cfg.method)(state.model, params, state.data, state.ctx, cfg.calibration_batches)
-    hook = MaskHook(params, select(scores, cfg.rate, cfg.scope, cfg.layer_rates))
-    hook.apply()
+    mask_fn = _mask_fn(state, cfg, params)
+    if cfg.schedule == "oneshot":
+        hook = MaskHook(params, mask_fn(cfg.rate))
+        hook.apply()
+    elif cfg.schedule == "iterative":
+        hook = _iterative(state, cfg, params, mask_fn)
+    else:
+        hook = _gradual(state, cfg, params, mask_fn)
     state.hooks.append(hook)
+
+
+def _mask_fn(state: PipelineState, cfg: PruneConfig, params: dict[str, nn.Parameter]) -> MaskFn:
+    """Masks at a given overall rate; layer overrides scale with it, weights already 0 stay pruned."""
+    scorer = IMPORTANCE.get(cfg.method)
+
+    def masks_at(rate: float) -> dict[str, torch.Tensor]:
+        was_training = state.model.training
+        scores = scorer(state.model, params, state.data, state.ctx, cfg.calibration_batches)
+        state.model.train(was_training)
+        scores = {n: s.masked_fill(params[n].detach() == 0, float("-inf")) for n, s in scores.items()}
+        scale = rate / cfg.rate if cfg.rate else 0.0
+        layer_rates = {pat: r * scale for pat, r in cfg.layer_rates.items()}
+        return select(scores, rate, cfg.scope, layer_rates)
+
+    return masks_at
+
+
+def _finetune_cfg(cfg: PruneConfig) -> FinetuneConfig:
+    return cfg.finetune or FinetuneConfig()
+
+
+def _iterative(state: PipelineState, cfg: PruneConfig, params: dict[str, nn.Parameter], mask_fn: MaskFn) -> MaskHook:
+    hook = MaskHook(params, {})
+    rates = cycle_rates(cfg.rate or 0.0, cfg.iterations)
+    for k, rate in enumerate(rates, 1):
+        hook = MaskHook(params, mask_fn(rate))
+        hook.apply()
+        fit(state.model, state.data, _finetune_cfg(cfg), state.ctx, label=f"prune cycle {k}/{len(rates)}",
+            hooks=[*state.hooks, hook])
+    state.notes.append("iterative pruning: " + " → ".join(f"{r:.1f}%" for r in rates))
     return hook
+
+
+def _gradual(state: PipelineState, cfg: PruneConfig, params: dict[str, nn.Parameter], mask_fn: MaskFn) -> MaskHook:
+    hook = GradualHook(params, mask_fn, cfg.rate or 0.0, cfg.update_every, cfg.ramp)
+    result = fit(state.model, state.data, _finetune_cfg(cfg), state.ctx, label="gradual prune",
+                 hooks=[*state.hooks, hook])
+    if hook.rate < (cfg.rate or 0.0):
+        hook.set_rate(cfg.rate or 0.0, result.steps)
+    state.notes.append(f"gradual pruning: {len(hook.updates)} mask updates over {result.steps} steps "
+                       f"(every {cfg.update_every}), final rate {hook.rate:.1f}%")
+    return hook.frozen()
+
+
+def _apply_channel(state: PipelineState, cfg: PruneConfig) -> None:
+    from compress.prune import structured
+
+    if state.hooks or state.grids:
+        raise UnsupportedError("channel pruning after unstructured pruning or quantization would drop their "
+                               "masks/grids", "put the channel prune stage first")
+    if cfg.schedule == "gradual":
+        raise UnsupportedError("channel pruning has no gradual schedule (surgery cannot happen inside a "
+                               "training step)", "use schedule: iterative (prune/fine-tune cycles) or oneshot")
+    example = state.data.test.x[:1].to(state.ctx.device)
+    cycles = cfg.iterations if cfg.schedule == "iterative" else 1
+    before = sum(p.numel() for p in state.model.parameters())
+    pruner = structured.build_pruner(state.model, cfg, example, state.ctx, steps=cycles)
+    for k in range(1, cycles + 1):
+        structured.prune_step(pruner, state.model, state.data, state.ctx, cfg, example)
+        if cfg.schedule == "iterative":
+            fit(state.model, state.data, _finetune_cfg(cfg), state.ctx, label=f"prune cycle {k}/{cycles}",
+                hooks=state.hooks)
+    after = sum(p.numel() for p in state.model.parameters())
+    state.notes.append(f"channel pruning removed {100 * (1 - after / before):.1f}% of parameters "
+                       f"({before:,} → {after:,})")

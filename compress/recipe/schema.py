@@ -80,7 +80,8 @@ class FinetuneConfig(TrainConfig):
 class PruneConfig(Schema):
     """Importance-based pruning (``prune`` stage)."""
 
-    rate: float | None = Field(None, ge=0.0, lt=100.0, description="% of prunable weights removed")
+    rate: float | None = Field(None, ge=0.0, lt=100.0, description="% of prunable weights removed "
+                               "(channel granularity: % of channels)")
     method: Literal["magnitude", "random", "taylor"] = "magnitude"
     granularity: Literal["unstructured", "channel"] = "unstructured"
     scope: Literal["global", "layer"] = "global"
@@ -90,6 +91,8 @@ class PruneConfig(Schema):
     calibration_batches: int = Field(8, gt=0)
     iterations: int = Field(3, gt=0, description="prune/fine-tune cycles, 'iterative'")
     update_every: int = Field(50, gt=0, description="steps between mask updates, 'gradual'")
+    ramp: float = Field(0.75, gt=0.0, le=1.0, description="share of fine-tuning steps over which sparsity "
+                        "rises to rate, 'gradual'")
     finetune: FinetuneConfig | None = Field(None, description="fine-tuning used by iterative/gradual")
 
     @field_validator("layer_rates")

@@ -5,7 +5,9 @@ import torch
 import compress
 from compress.context import RunContext
 from compress.data import load_dataset
-from compress.errors import InputError, UnsupportedError
+from pydantic import ValidationError
+
+from compress.errors import InputError
 from compress.evaluate import evaluate
 from compress.models import build_model
 from compress.pipeline import PipelineState
@@ -79,5 +81,7 @@ def test_clear_errors(trained_lenet):
         pruned(trained_lenet)
     with pytest.raises(InputError, match="no prunable layer"):
         pruned(trained_lenet, rate=50, skip=["*"])
-    with pytest.raises(UnsupportedError, match="not implemented yet"):
-        pruned(trained_lenet, rate=50, granularity="channel")
+    with pytest.raises(ValidationError, match="less than 100"):
+        PruneConfig(rate=100)
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        PruneConfig(rate=-1)

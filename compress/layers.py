@@ -1,0 +1,72 @@
+"""Per-layer facts for the report: shapes, non-zeros, multiply-accumulates."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
+
+
+@dataclass
+class LayerStat:
+    """One Linear/Conv layer, before compression and now."""
+
+    name: str
+    kind: str
+    shape_before: list[int]
+    shape: list[int]
+    params_before: int  # weight elements in the baseline
+    nonzero: int  # non-zero weight elements now
+    bits: float = 32.0  # bits per stored weight code now (32 = float)
+
+    @property
+    def sparsity(self) -> float:
+        """Share of the baseline's weights that are gone or zero now."""
+        return 1.0 - self.nonzero / self.params_before if self.params_before else 0.0
+
+
+def weight_shapes(model: nn.Module) -> dict[str, tuple[str, list[int], int]]:
+    """name → (type, weight shape, non-zero count) of every Linear/Conv layer."""
+    out = {}
+    for name, m in model.named_modules():
+        w = getattr(m, "weight", None)
+        if isinstance(m, WEIGHTED) and isinstance(w, torch.Tensor):
+            out[name] = (type(m).__name__, list(w.shape), int((w != 0).sum()))
+    return out
+
+
+def layer_stats(before: dict[str, tuple[str, list[int], int]], model: nn.Module,
+                bits: dict[str, float] | None = None) -> list[LayerStat]:
+    """Compare the baseline's ``weight_shapes`` with ``model`` now."""
+    now = weight_shapes(model)
+    stats = []
+    for name, (kind, shape0, _) in before.items():
+        _, shape, nonzero = now.get(name, (kind, [0], 0))
+        numel = 1
+        for d in shape0:
+            numel *= d
+        stats.append(LayerStat(name, kind, shape0, shape, numel, nonzero, (bits or {}).get(f"{name}.weight", 32.0)))
+    return stats
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, example: torch.Tensor) -> int:
+    """Multiply-accumulates of Linear/Conv layers for one input (dense count; zeros still cost)."""
+    total = 0
+
+    def hook(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal total
+        per_output = m.weight[0].numel() if isinstance(m, nn.modules.conv._ConvNd) else m.in_features
+        total += (out.numel() // out.shape[0]) * per_output
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, WEIGHTED)]
+    was_training = model.training
+    try:
+        model.eval()(example[:1])
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return total

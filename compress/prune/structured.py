@@ -1,0 +1,139 @@
+"""Channel pruning: whole filters/neurons removed through torch-pruning's dependency graph.
+
+The graph keeps coupled layers consistent (BatchNorm, residual adds, the next layer's
+inputs), so the model becomes physically smaller. Rates here are % of channels removed.
+"""
+from __future__ import annotations
+
+import fnmatch
+import warnings
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from compress.context import RunContext
+from compress.data import Dataset, iter_batches
+from compress.errors import InputError, UnsupportedError
+from compress.recipe.schema import PruneConfig
+
+# Module types whose own parameters torch-pruning knows how to slice.
+_KNOWN = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
+          nn.modules.instancenorm._InstanceNorm, nn.PReLU, nn.Embedding, nn.MultiheadAttention, nn.LSTM)
+_ROOTS = (nn.modules.conv._ConvNd, nn.Linear)
+
+
+def _tp() -> Any:
+    import torch_pruning
+
+    return torch_pruning
+
+
+class _SeededRandom:
+    """Random channel scores from the run's generator (torch-pruning's own uses the global RNG)."""
+
+    def __init__(self, gen: torch.Generator) -> None:
+        self.gen = gen
+
+    def __call__(self, group: Any, **kwargs: Any) -> torch.Tensor:
+        _, idxs = group[0]
+        return torch.rand(len(idxs), generator=self.gen)
+
+
+def _importance(method: str, ctx: RunContext) -> Any:
+    tp = _tp()
+    if method == "magnitude":
+        return tp.importance.GroupMagnitudeImportance(p=1)
+    if method == "taylor":
+        return tp.importance.GroupTaylorImportance()
+    return _SeededRandom(ctx.generator(offset=7))
+
+
+def output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
+    """Layers whose output is the model's output (the classifier): their outputs are the classes."""
+    seen: dict[int, nn.Module] = {}
+    handles = [m.register_forward_hook(lambda mod, _i, out: seen.__setitem__(id(out), mod))
+               for m in model.modules() if isinstance(m, _ROOTS)]
+    try:
+        with torch.no_grad():
+            out = model(example)
+    finally:
+        for h in handles:
+            h.remove()
+    if id(out) in seen:
+        return [seen[id(out)]]
+    roots = [m for m in model.modules() if isinstance(m, _ROOTS)]
+    return roots[-1:]
+
+
+def check_supported(model: nn.Module, skip: list[str]) -> None:
+    """Reject modules holding parameters the dependency graph cannot slice, naming them."""
+    for name, module in model.named_modules():
+        own = [n for n, p in module.named_parameters(recurse=False) if p is not None]
+        if own and not isinstance(module, _KNOWN) and not _matches(name, skip):
+            raise UnsupportedError(
+                f"channel pruning cannot handle module '{name}' ({type(module).__name__}): it holds parameters "
+                f"({', '.join(own)}) whose channels torch-pruning cannot slice safely",
+                f"skip it and the layer feeding it (prune.skip: ['{name}', …]) or use granularity: unstructured")
+
+
+def _matches(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(name, pat) for pat in patterns)
+
+
+def build_pruner(model: nn.Module, cfg: PruneConfig, example: torch.Tensor, ctx: RunContext,
+                 steps: int = 1) -> Any:
+    """A torch-pruning pruner for ``cfg`` (``steps`` > 1 for iterative cycles)."""
+    tp = _tp()
+    check_supported(model, cfg.skip)
+    ignored = [m for n, m in model.named_modules() if n and _matches(n, cfg.skip)] + output_layers(model, example)
+    roots = [m for n, m in model.named_modules() if isinstance(m, _ROOTS) and m not in ignored]
+    if not roots:
+        raise InputError("no prunable layer left for channel pruning (the classifier is always kept)",
+                         "check prune.skip against the model's module names (modelzip inspect shows them)")
+    ratios = {m: cfg.layer_rates[pat] / 100.0 for n, m in model.named_modules() if m in roots
+              for pat in cfg.layer_rates if fnmatch.fnmatch(n, pat)}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return tp.pruner.BasePruner(
+                model, example, importance=_importance(cfg.method, ctx), global_pruning=cfg.scope == "global",
+                pruning_ratio=(cfg.rate or 0.0) / 100.0, pruning_ratio_dict=ratios or None,
+                ignored_layers=ignored, iterative_steps=steps,
+                iterative_pruning_ratio_scheduler=_cubic_steps)
+    except Exception as exc:  # the graph tracer raises plain errors on ops it cannot follow
+        raise UnsupportedError(f"channel pruning could not trace the model: {type(exc).__name__}: {exc}",
+                               "skip the module it names (prune.skip) or use granularity: unstructured") from exc
+
+
+def _cubic_steps(ratio: float, steps: int) -> list[float]:
+    from compress.prune.schedules import cycle_rates
+
+    return [0.0, *cycle_rates(ratio, steps)]
+
+
+def prune_step(pruner: Any, model: nn.Module, data: Dataset, ctx: RunContext, cfg: PruneConfig,
+               example: torch.Tensor) -> None:
+    """One pruning step (surgery), with gradients first for taylor; checks the result still runs."""
+    if cfg.method == "taylor":
+        _accumulate_grads(model, data, ctx, cfg.calibration_batches)
+    try:
+        pruner.step()
+    finally:
+        model.zero_grad(set_to_none=True)
+    try:
+        with torch.no_grad():
+            model.eval()(example)
+    except Exception as exc:
+        raise UnsupportedError(f"the channel-pruned model no longer runs: {type(exc).__name__}: {exc}",
+                               "skip the module named above (prune.skip) or use granularity: unstructured") from exc
+
+
+def _accumulate_grads(model: nn.Module, data: Dataset, ctx: RunContext, batches: int) -> None:
+    model.eval()
+    model.zero_grad(set_to_none=True)
+    for i, (x, y) in enumerate(iter_batches(data.train, 128, shuffle=True, generator=ctx.generator(offset=3))):
+        if i >= batches:
+            break
+        F.cross_entropy(model(x.to(ctx.device)), y.to(ctx.device)).backward()
