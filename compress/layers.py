@@ -3,10 +3,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import fnmatch
+
 import torch
 import torch.nn as nn
 
 WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
+
+
+def module_of(param_name: str) -> str:
+    return param_name.rsplit(".", 1)[0] if "." in param_name else ""
+
+
+def matches(name: str, patterns: list[str] | dict[str, object]) -> bool:
+    return any(fnmatch.fnmatch(name, pat) for pat in patterns)
+
+
+def weight_params(model: nn.Module, skip: list[str]) -> dict[str, nn.Parameter]:
+    """``<module>.weight`` of every Linear/Conv layer whose module name matches no ``skip`` pattern."""
+    return {f"{name}.weight": m.weight for name, m in model.named_modules()
+            if isinstance(m, WEIGHTED) and not matches(name, skip)}
+
+
+def per_layer(param_name: str, default: float, overrides: dict[str, float]) -> float:
+    """The override whose pattern matches the param's module name (first match), else ``default``."""
+    module = module_of(param_name)
+    return next((v for pat, v in overrides.items() if fnmatch.fnmatch(module, pat)), default)
 
 
 @dataclass

@@ -35,6 +35,7 @@ class PipelineState:
     ctx: RunContext
     eval_batch_size: int
     grids: dict[str, artifact.LinearGrid] = field(default_factory=dict)
+    bits: dict[str, float] = field(default_factory=dict)  # weight name → stored bits (quantized layers)
     hooks: list[TrainHook] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -94,7 +95,7 @@ def _run_stages(recipe: Recipe, state: PipelineState, report: Report) -> int:
         STAGES.get(stage.kind)(state, stage.config)
         report.rows.append(measure(state, stage.kind, seconds=time.perf_counter() - start))
     if before is not None:
-        report.layers = layer_stats(before, state.model, {n: float(g.bits) for n, g in state.grids.items()})
+        report.layers = layer_stats(before, state.model, state.bits)
     return max(baseline, 0) if first_compression is not None else 0
 
 

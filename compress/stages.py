@@ -1,10 +1,8 @@
 """Stage handlers: each takes the pipeline state and its stage's config."""
 from __future__ import annotations
 
-from compress import __version__
-from compress.errors import UnsupportedError
 from compress.pipeline import STAGES, PipelineState
-from compress.recipe.schema import PruneConfig, Schema, TrainConfig
+from compress.recipe.schema import PruneConfig, QuantizeConfig, Schema, TrainConfig
 from compress.training import fit
 
 
@@ -23,15 +21,6 @@ for _label in ("train", "finetune"):
     _training_stage(_label)
 
 
-def _not_yet(kind: str) -> None:
-    def handler(state: PipelineState, cfg: Schema) -> None:
-        raise UnsupportedError(f"the '{kind}' stage is not implemented in modelzip {__version__} yet",
-                               "remove it from the pipeline; train, finetune and evaluate work today")
-
-    STAGES.register(kind)(handler)
-
-
-_not_yet("quantize")
 
 
 @STAGES.register("prune")
@@ -41,3 +30,12 @@ def prune_stage(state: PipelineState, cfg: Schema) -> None:
     if not isinstance(cfg, PruneConfig):
         raise TypeError(f"prune stage got {type(cfg).__name__}")
     prune.apply(state, cfg)
+
+
+@STAGES.register("quantize")
+def quantize_stage(state: PipelineState, cfg: Schema) -> None:
+    from compress import quantize
+
+    if not isinstance(cfg, QuantizeConfig):
+        raise TypeError(f"quantize stage got {type(cfg).__name__}")
+    quantize.apply(state, cfg)

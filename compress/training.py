@@ -20,6 +20,12 @@ _REPORT_EVERY = 10  # steps between progress updates (each costs a device sync)
 class TrainHook:
     """Keeps a compression invariant during training; override what you need."""
 
+    def on_start(self, model: nn.Module) -> None:
+        """Training is about to begin (e.g. put weights on their grid)."""
+
+    def on_end(self, model: nn.Module) -> None:
+        """Training has ended: leave the model in its final, invariant-respecting state."""
+
     def after_backward(self, model: nn.Module) -> None:
         """Edit gradients before the optimizer step (e.g. zero pruned ones)."""
 
@@ -68,6 +74,8 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
     sched = make_schedule(opt, cfg, steps_per_epoch)
     total, step, seen = cfg.epochs * steps_per_epoch, 0, 0
     gen = ctx.generator(offset=1)
+    for hook in hooks:
+        hook.on_start(model)
     ctx.progress.start(label, total)
     start = time.perf_counter()
     loss_sum = torch.zeros((), device=ctx.device)
@@ -99,6 +107,8 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
                 correct.zero_()
                 window = 0
     seconds = time.perf_counter() - start
+    for hook in hooks:
+        hook.on_end(model)
     ctx.progress.stop()
     model.eval()
     return FitResult(cfg.epochs, step, seconds, seen / max(seconds, 1e-9), *last)

@@ -98,6 +98,10 @@ def _candidates(t: torch.Tensor, grid: LinearGrid | None) -> list[tuple[int, Bui
     index_cost = bitpack.index_nbytes(pos) if pos is not None else 0
     if pos is not None:
         out.append((index_cost + nnz * size, lambda: _sparse(flat, pos, {"enc": "sparse"}, [raw_bytes(flat[pos])])))
+    if t.dtype == torch.float32 and torch.equal(flat.half().float(), flat):  # fp16-exact values (bits: 16)
+        out.append((n * 2, lambda: ({"enc": "half"}, [raw_bytes(flat.half())])))
+        if pos is not None:
+            out.append((index_cost + nnz * 2, lambda: _sparse(flat, pos, {"enc": "half"}, [raw_bytes(flat[pos].half())])))
     if grid is not None:
         out.append(_linear_candidate(t, grid, None))
         if pos is not None:
@@ -206,6 +210,9 @@ def _decode_values(meta: dict[str, Any], parts: list[bytes], dtype: torch.dtype,
     if enc in ("dense", "sparse"):
         (raw,) = parts
         return from_raw(raw, dtype, count)
+    if enc == "half":
+        (raw,) = parts
+        return from_raw(raw, torch.float16, count).to(dtype)
     bits = int(meta["bits"])
     if not 1 <= bits <= 8:
         raise ValueError(f"bit width {bits} out of range")

@@ -1,35 +1,21 @@
 """Choosing which weights to remove from scores, and keeping them at exactly zero."""
 from __future__ import annotations
 
-import fnmatch
-
 import torch
 import torch.nn as nn
 
 from compress.errors import InputError
+from compress.layers import per_layer, weight_params
 from compress.training import TrainHook
-
-PRUNABLE = (nn.Linear, nn.modules.conv._ConvNd)
 
 
 def prunable_params(model: nn.Module, skip: list[str]) -> dict[str, nn.Parameter]:
     """Weights of Linear/Conv layers whose module name matches no ``skip`` pattern."""
-    out = {}
-    for name, module in model.named_modules():
-        if isinstance(module, PRUNABLE) and not any(fnmatch.fnmatch(name, pat) for pat in skip):
-            out[f"{name}.weight"] = module.weight
+    out = weight_params(model, skip)
     if not out:
         raise InputError("no prunable layer (Linear/Conv weights) left after skip patterns",
                          "check prune.skip against the model's module names (modelzip inspect shows them)")
     return out
-
-
-def layer_rate(param_name: str, default: float, layer_rates: dict[str, float]) -> float:
-    module = param_name.rsplit(".", 1)[0]
-    for pattern, rate in layer_rates.items():
-        if fnmatch.fnmatch(module, pattern):
-            return rate
-    return default
 
 
 def select(scores: dict[str, torch.Tensor], rate: float, scope: str,
@@ -39,10 +25,10 @@ def select(scores: dict[str, torch.Tensor], rate: float, scope: str,
     Layers matching ``layer_rates`` patterns use their own rate; the rest share ``rate``.
     """
     masks: dict[str, torch.Tensor] = {}
-    shared = {n: s for n, s in scores.items() if layer_rate(n, -1.0, layer_rates) < 0}
+    shared = {n: s for n, s in scores.items() if per_layer(n, -1.0, layer_rates) < 0}
     for name, s in scores.items():
         if name not in shared or scope == "layer":
-            masks[name] = _keep_top(s.flatten(), layer_rate(name, rate, layer_rates)).view_as(s)
+            masks[name] = _keep_top(s.flatten(), per_layer(name, rate, layer_rates)).view_as(s)
     if scope == "global" and shared:
         flat = torch.cat([s.flatten() for s in shared.values()])
         keep = _keep_top(flat, rate)

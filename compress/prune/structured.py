@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from compress.context import RunContext
 from compress.data import Dataset, iter_batches
 from compress.errors import InputError, UnsupportedError
+from compress.layers import matches
 from compress.recipe.schema import PruneConfig
 
 # Module types whose own parameters torch-pruning knows how to slice.
@@ -71,15 +72,11 @@ def check_supported(model: nn.Module, skip: list[str]) -> None:
     """Reject modules holding parameters the dependency graph cannot slice, naming them."""
     for name, module in model.named_modules():
         own = [n for n, p in module.named_parameters(recurse=False) if p is not None]
-        if own and not isinstance(module, _KNOWN) and not _matches(name, skip):
+        if own and not isinstance(module, _KNOWN) and not matches(name, skip):
             raise UnsupportedError(
                 f"channel pruning cannot handle module '{name}' ({type(module).__name__}): it holds parameters "
                 f"({', '.join(own)}) whose channels torch-pruning cannot slice safely",
                 f"skip it and the layer feeding it (prune.skip: ['{name}', …]) or use granularity: unstructured")
-
-
-def _matches(name: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatch(name, pat) for pat in patterns)
 
 
 def build_pruner(model: nn.Module, cfg: PruneConfig, example: torch.Tensor, ctx: RunContext,
@@ -87,7 +84,7 @@ def build_pruner(model: nn.Module, cfg: PruneConfig, example: torch.Tensor, ctx:
     """A torch-pruning pruner for ``cfg`` (``steps`` > 1 for iterative cycles)."""
     tp = _tp()
     check_supported(model, cfg.skip)
-    ignored = [m for n, m in model.named_modules() if n and _matches(n, cfg.skip)] + output_layers(model, example)
+    ignored = [m for n, m in model.named_modules() if n and matches(n, cfg.skip)] + output_layers(model, example)
     roots = [m for n, m in model.named_modules() if isinstance(m, _ROOTS) and m not in ignored]
     if not roots:
         raise InputError("no prunable layer left for channel pruning (the classifier is always kept)",

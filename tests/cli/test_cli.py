@@ -1,5 +1,6 @@
 """The CLI end to end through Typer's CliRunner: outputs, JSON, exit codes, error text."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -116,10 +117,36 @@ def test_bad_set_and_device(tmp_path):
     assert "epochz: unknown key; did you mean 'epochs'?" in res.output and "device: must be" in res.output
 
 
-def test_unimplemented_stage_is_a_clear_error(tmp_path):
-    res = runner.invoke(app, ["quantize", "--bits", "8", "-r", str(write(tmp_path, tiny_recipe(tmp_path))), "-q"])
-    assert res.exit_code == 2 and "'quantize' stage is not implemented" in res.output
-    assert "Traceback" not in res.output and "unexpected" not in res.output
+def test_quantize_command_end_to_end(tmp_path):
+    recipe = str(write(tmp_path, tiny_recipe(tmp_path)))
+    res = runner.invoke(app, ["quantize", "--bits", "4", "-r", recipe, "--finetune-epochs", "1",
+                              "--json", str(tmp_path / "q.json")])
+    assert res.exit_code == 0, res.output
+    assert "per layer" in res.output and "quantized 4 weight tensors to 4 bits" in res.output
+    report = json.loads((tmp_path / "q.json").read_text())
+    rows = report["rows"]
+    assert [r["stage"] for r in rows] == ["train", "quantize", "finetune"]
+    assert rows[-1]["size_bytes"] < 0.17 * rows[0]["size_bytes"] and rows[-1]["accuracy"] > 85
+    assert {layer["bits"] for layer in report["layers"]} == {4.0}
+
+
+def test_quantize_bad_bits_is_one_clear_line(tmp_path):
+    recipe = str(write(tmp_path, tiny_recipe(tmp_path)))
+    res = runner.invoke(app, ["quantize", "--bits", "9", "-r", recipe, "-q"])
+    assert res.exit_code == 2 and "must be 1–8 (or 16 for fp16), got 9" in res.output
+    assert "Traceback" not in res.output
+    res = runner.invoke(app, ["quantize", "-r", recipe, "-q"])
+    assert res.exit_code == 2 and "no bit width given" in res.output
+
+
+def test_channel_prune_command_reports_shapes_and_macs(tmp_path):
+    recipe = str(write(tmp_path, tiny_recipe(tmp_path)))
+    res = runner.invoke(app, ["prune", "--rate", "50", "--granularity", "channel", "-r", recipe,
+                              "--finetune-epochs", "1", "--json", str(tmp_path / "c.json")])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"64×32×3×3 → \d+×\d+×3×3", res.output) and "MACs" in res.output
+    rows = json.loads((tmp_path / "c.json").read_text())["rows"]
+    assert rows[-1]["macs"] < 0.4 * rows[0]["macs"]
 
 
 def test_train_falls_back_to_builtin_recipe_and_says_so(tmp_path, monkeypatch):
