@@ -56,13 +56,18 @@ def quantize_cmd(ctx: typer.Context,
     bits: Annotated[int | None, typer.Option("--bits", help="1–8, or 16 for fp16.")] = None,
     method: Annotated[str | None, typer.Option("--method", help="linear | kmeans")] = None,
     granularity: Annotated[str | None, typer.Option("--granularity", help="channel | tensor")] = None,
-    execute_as: Annotated[str | None, typer.Option("--execute", help="float | int8")] = None,
+    execute_as: Annotated[str | None, typer.Option("--execute", help="float (decode to float, runs anywhere) | "
+                                                   "int8 (integer kernels on CPU)")] = None,
+    observer: Annotated[str | None, typer.Option("--observer", help="int8 activation calibration: "
+                                                 "minmax | histogram | percentile")] = None,
+    range_: Annotated[str | None, typer.Option("--range", help="linear grid range: minmax | mse")] = None,
     finetune_epochs: FinetuneOpt = None, max_drop: MaxDropOpt = None,
     recipe: RecipeOpt = None, sets: SetOpt = None, checkpoint: CheckpointOpt = None, output: OutputOpt = None,
     device: DeviceOpt = None, json_path: JsonOpt = None, quiet: QuietOpt = False, trust: TrustOpt = False,
 ) -> None:
     """Quantize weights: train per the recipe (or load --checkpoint), quantize, fine-tune, evaluate."""
-    options = {"bits": bits, "method": method, "granularity": granularity, "execute": execute_as}
+    options = {"bits": bits, "method": method, "granularity": granularity, "execute": execute_as,
+               "observer": observer, "range": range_}
     _run_compression("quantize", options, finetune_epochs, max_drop, recipe, sets, checkpoint, output, device,
                      json_path, quiet, trust)
 

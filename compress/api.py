@@ -36,6 +36,18 @@ def save(model: nn.Module, path: str | Path, spec: ModelSpec | str, *,
     return path.stat().st_size
 
 
-def load(path: str | Path, device: str | torch.device = "cpu", trust_model_code: bool = False) -> nn.Module:
-    """Load an artifact as a ready-to-run ``nn.Module`` in eval mode. Never unpickles anything."""
-    return artifact.build(artifact.read(Path(path)), device, trust_model_code=trust_model_code)
+def load(path: str | Path, device: str | torch.device = "cpu", trust_model_code: bool = False,
+         execute: bool = True) -> nn.Module:
+    """Load an artifact as a ready-to-run ``nn.Module`` in eval mode. Never unpickles anything.
+
+    An artifact written with int8 execution comes back as the identical int8 CPU model unless
+    ``execute`` is false (then: the float model with the same stored weights, on ``device``).
+    """
+    art = artifact.read(Path(path))
+    model = artifact.build(art, device if not (execute and art.manifest.get("execute")) else "cpu",
+                           trust_model_code=trust_model_code)
+    if execute and art.manifest.get("execute"):
+        from compress.quantize import int8
+
+        return int8.rebuild(model, art.manifest["execute"])
+    return model

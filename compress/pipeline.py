@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -17,7 +18,7 @@ from compress.errors import InputError
 from compress.evaluate import evaluate, measure_latency
 from compress.layers import count_macs, layer_stats, weight_shapes
 from compress.models import build_model, load_state, read_checkpoint, resolve_kwargs
-from compress.recipe.schema import EvaluateConfig, Recipe, Schema
+from compress.recipe.schema import EvaluateConfig, QuantizeConfig, Recipe, Schema
 from compress.registry import Registry
 from compress.report import Report, Row
 from compress.training import TrainHook
@@ -36,6 +37,9 @@ class PipelineState:
     eval_batch_size: int
     grids: dict[str, artifact.LinearGrid] = field(default_factory=dict)
     bits: dict[str, float] = field(default_factory=dict)  # weight name → stored bits (quantized layers)
+    pending_int8: QuantizeConfig | None = None  # int8 execution asked for; converted after the last training
+    runtime: nn.Module | None = None  # what runs for evaluation (int8), when it is not ``model`` itself
+    execute: dict[str, Any] | None = None  # the runtime's plan, stored in the artifact
     hooks: list[TrainHook] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -79,6 +83,7 @@ def _run_stages(recipe: Recipe, state: PipelineState, report: Report) -> int:
     if recipe.model.checkpoint or kinds[0] != "train":
         report.rows.append(measure(state, "checkpoint" if recipe.model.checkpoint else "init"))
     baseline, before = 0, None
+    last_change = max((i for i, k in enumerate(kinds) if k != "evaluate"), default=-1)
     for i, stage in enumerate(recipe.pipeline):
         if i == first_compression:
             baseline, before = len(report.rows) - 1, weight_shapes(state.model)
@@ -94,9 +99,21 @@ def _run_stages(recipe: Recipe, state: PipelineState, report: Report) -> int:
         start = time.perf_counter()
         STAGES.get(stage.kind)(state, stage.config)
         report.rows.append(measure(state, stage.kind, seconds=time.perf_counter() - start))
+        if i == last_change and state.pending_int8 is not None:
+            report.rows.append(_to_int8(state, state.pending_int8))
     if before is not None:
         report.layers = layer_stats(before, state.model, state.bits)
     return max(baseline, 0) if first_compression is not None else 0
+
+
+def _to_int8(state: PipelineState, cfg: QuantizeConfig) -> Row:
+    from compress.quantize import int8
+
+    start = time.perf_counter()
+    state.ctx.progress.note("converting to int8 execution")
+    state.runtime, state.execute = int8.convert(state.model, cfg, state.data, state.ctx)
+    state.pending_int8 = None
+    return measure(state, "int8", seconds=time.perf_counter() - start)
 
 
 def init_state(recipe: Recipe, data: Dataset, ctx: RunContext) -> PipelineState:
@@ -105,7 +122,13 @@ def init_state(recipe: Recipe, data: Dataset, ctx: RunContext) -> PipelineState:
     if ckpt is not None and artifact.is_artifact(ckpt):
         art = artifact.read(ckpt)
         model = artifact.build(art, ctx.device, trust_model_code=recipe.model.trust_checkpoint)
-        return PipelineState(model, art.spec, data, ctx, recipe.data.eval_batch_size)
+        state = PipelineState(model, art.spec, data, ctx, recipe.data.eval_batch_size)
+        if art.manifest.get("execute"):
+            from compress.quantize import int8
+
+            state.execute = art.manifest["execute"]
+            state.runtime = int8.rebuild(model, state.execute)
+        return state
     kwargs = resolve_kwargs(recipe.model.name, recipe.model.kwargs, data.num_classes, data.input_shape[0])
     spec = artifact.ModelSpec(recipe.model.name, kwargs)
     model = build_model(spec.name, kwargs)
@@ -122,12 +145,13 @@ def measure(state: PipelineState, label: str, cfg: EvaluateConfig | None = None,
     """Accuracy, size, sparsity and latency of the current model state."""
     cfg = cfg or EvaluateConfig()
     model, ctx = state.model, state.ctx
-    res = evaluate(model, state.data.split(cfg.split), state.eval_batch_size, ctx.device)
+    runner, device = (state.runtime, torch.device("cpu")) if state.runtime is not None else (model, ctx.device)
+    res = evaluate(runner, state.data.split(cfg.split), state.eval_batch_size, device)
     params = sum(p.numel() for p in model.parameters())
     nonzero = sum(int((p != 0).sum()) for p in model.parameters())
-    size = len(artifact.to_bytes(cpu_state(model), state.spec, grids=state.grids))
+    size = len(artifact.to_bytes(cpu_state(model), state.spec, grids=state.grids, execute=state.execute))
     example = state.data.test.x[:cfg.latency_batch_size]
-    latency = measure_latency(model, example, cfg.latency_batch_size, ctx.device, repeats=cfg.latency_repeats)
+    latency = measure_latency(runner, example, cfg.latency_batch_size, device, repeats=cfg.latency_repeats)
     return Row(label, round(res.accuracy, 4), round(res.loss, 6), cfg.split, params, nonzero, size,
                round(latency * 1e3, 4), cfg.latency_batch_size, seconds=round(seconds, 3),
                state_dict_bytes=fp32_state_dict_bytes(model), macs=count_macs(model, example.to(ctx.device)))
@@ -159,7 +183,7 @@ def _write_output(recipe: Recipe, state: PipelineState, report: Report, out_path
         report.final.size_bytes = len(payload) or report.final.size_bytes
         report.finalize(report.baseline, recipe.constraints.max_accuracy_drop)
         payload = artifact.assemble(encoded, state.spec, recipe=recipe.model_dump(mode="json"),
-                                    report=report.to_dict())
+                                    report=report.to_dict(), execute=state.execute)
         if len(payload) == report.final.size_bytes:
             break
     artifact.write_atomic(out_path, payload)

@@ -74,14 +74,17 @@ def encode_state(state: dict[str, torch.Tensor], grids: dict[str, LinearGrid] | 
 
 def to_bytes(state: dict[str, torch.Tensor], spec: ModelSpec, *, grids: dict[str, LinearGrid] | None = None,
              recipe: dict[str, Any] | None = None, report: dict[str, Any] | None = None,
-             entropy: bool = True) -> bytes:
+             entropy: bool = True, execute: dict[str, Any] | None = None) -> bytes:
     """The complete artifact file as bytes."""
-    return assemble(encode_state(state, grids, entropy), spec, recipe=recipe, report=report)
+    return assemble(encode_state(state, grids, entropy), spec, recipe=recipe, report=report, execute=execute)
 
 
 def assemble(encoded: tuple[dict[str, Any], dict[str, bytes]], spec: ModelSpec, *,
-             recipe: dict[str, Any] | None = None, report: dict[str, Any] | None = None) -> bytes:
+             recipe: dict[str, Any] | None = None, report: dict[str, Any] | None = None,
+             execute: dict[str, Any] | None = None) -> bytes:
     """Wrap already encoded tensors with a manifest (cheap: no tensor is re-encoded).
+
+    ``execute`` is an optional runtime plan (int8 execution) that loaders may rebuild.
 
     The bytes are a standard safetensors file (one U8 tensor per state_dict entry), laid
     out here in a single join so that writing costs one copy of the payload.
@@ -90,6 +93,8 @@ def assemble(encoded: tuple[dict[str, Any], dict[str, bytes]], spec: ModelSpec, 
     manifest = {"format": FORMAT, "version": FORMAT_VERSION, "modelzip": __version__,
                 "model": {"name": spec.name, "kwargs": spec.kwargs}, "tensors": metas,
                 "recipe": recipe, "report": report}
+    if execute is not None:
+        manifest["execute"] = execute
     manifest["sha256"] = _checksum(manifest, payloads)
     header: dict[str, Any] = {"__metadata__": {_META_KEY: json.dumps(manifest, separators=(",", ":"))}}
     offset = 0

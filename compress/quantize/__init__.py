@@ -50,6 +50,11 @@ def apply(state: PipelineState, cfg: QuantizeConfig) -> None:
     if rest:
         METHODS.get(cfg.method)(state, cfg, rest, bits)
     state.bits.update({n: float(bits[n]) for n in params})
+    if cfg.execute == "int8":
+        from compress.quantize.int8 import pick_engine
+
+        pick_engine(state.ctx.device)  # fail now, not after fine-tuning
+        state.pending_int8 = cfg
     state.notes.append(_summary(cfg, bits))
 
 
