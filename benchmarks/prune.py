@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import copy
 import io
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -20,18 +19,12 @@ from typing import Any
 import torch
 
 import compress
-from compress.evaluate import measure_latency
+from common import mnist_recipe, paired_latency
 from compress.layers import count_macs
 from compress.models import build_model
 
 TRAIN = {"lenet-300-100": {"epochs": 8, "batch_size": 128, "optimizer": "adamw", "lr": 0.002, "weight_decay": 1e-4},
          "mnist-cnn": {"epochs": 3, "batch_size": 64, "optimizer": "adamw", "lr": 0.002, "weight_decay": 1e-4}}
-
-
-def recipe(model: str, root: str, out: Path, pipeline: list[Any], checkpoint: Path | None = None) -> Any:
-    return compress.load_recipe({"model": {"name": model, "checkpoint": str(checkpoint) if checkpoint else None},
-                                 "data": {"name": "mnist", "root": root}, "pipeline": pipeline,
-                                 "device": "cpu", "seed": 0, "output": str(out)})
 
 
 def fp32_file_bytes(model: torch.nn.Module) -> int:
@@ -42,7 +35,7 @@ def fp32_file_bytes(model: torch.nn.Module) -> int:
 
 def baseline(model: str, root: str, work: Path) -> tuple[Path, Any]:
     start = time.perf_counter()
-    res = compress.run(recipe(model, root, work / f"{model}-base", [{"train": TRAIN[model]}, "evaluate"]))
+    res = compress.run(mnist_recipe(model, root, work / f"{model}-base", [{"train": TRAIN[model]}, "evaluate"]))
     print(f"[{model}] baseline {res.report.final.accuracy:.2f} % in {time.perf_counter() - start:.0f} s; "
           f"fp32 state_dict {fp32_file_bytes(res.model):,} B")
     return res.output, res
@@ -50,22 +43,13 @@ def baseline(model: str, root: str, work: Path) -> tuple[Path, Any]:
 
 def variant(model: str, root: str, work: Path, ckpt: Path, name: str, stages: list[Any]) -> Any:
     start = time.perf_counter()
-    res = compress.run(recipe(model, root, work / name, [*stages, "evaluate"], checkpoint=ckpt))
+    res = compress.run(mnist_recipe(model, root, work / name, [*stages, "evaluate"], checkpoint=ckpt))
     rep = res.report
     base, final = rep.rows[rep.baseline], rep.final
     print(f"  {name:<28} acc {base.accuracy:.2f} → {final.accuracy:.2f} ({final.delta_pp:+.2f} pp)  "
           f"non-zero {final.nonzero:,}  file {final.size_bytes:,} B = 1/{rep.fp32_bytes / final.size_bytes:.1f} "
           f"of fp32  wall {time.perf_counter() - start:.0f} s")
     return res
-
-
-def paired_latency(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor, rounds: int = 7) -> tuple[float, float]:
-    """Median latency of ``a`` and ``b`` measured alternately, so load drifts hit both."""
-    ta, tb = [], []
-    for _ in range(rounds):
-        ta.append(measure_latency(a, x, len(x), torch.device("cpu"), repeats=5))
-        tb.append(measure_latency(b, x, len(x), torch.device("cpu"), repeats=5))
-    return statistics.median(ta), statistics.median(tb)
 
 
 def lenet(root: str, work: Path) -> None:

@@ -9,7 +9,6 @@ int8 latency is compared with the same model's fp32 eager forward in the same ru
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -18,22 +17,16 @@ from typing import Any
 import torch
 
 import compress
-from compress.evaluate import measure_latency
+from common import mnist_recipe, paired_latency
 
 TRAIN = {"mnist-cnn": {"epochs": 3, "batch_size": 64, "optimizer": "adamw", "lr": 0.002, "weight_decay": 1e-4},
          "lenet-300-100": {"epochs": 8, "batch_size": 128, "optimizer": "adamw", "lr": 0.002, "weight_decay": 1e-4},
          "resnet20": {"epochs": 1, "batch_size": 128, "optimizer": "adamw", "lr": 0.003, "weight_decay": 1e-4}}
 
 
-def recipe(model: str, root: str, out: Path, pipeline: list[Any], checkpoint: Path | None = None) -> Any:
-    return compress.load_recipe({"model": {"name": model, "checkpoint": str(checkpoint) if checkpoint else None},
-                                 "data": {"name": "mnist", "root": root}, "pipeline": pipeline,
-                                 "device": "cpu", "seed": 0, "output": str(out)})
-
-
 def baseline(model: str, root: str, work: Path) -> Any:
     start = time.perf_counter()
-    res = compress.run(recipe(model, root, work / f"{model}-base", [{"train": TRAIN[model]}, "evaluate"]))
+    res = compress.run(mnist_recipe(model, root, work / f"{model}-base", [{"train": TRAIN[model]}, "evaluate"]))
     print(f"[{model}] baseline {res.report.final.accuracy:.2f} % in {time.perf_counter() - start:.0f} s; "
           f"fp32 state_dict {res.report.final.state_dict_bytes:,} B")
     return res
@@ -41,7 +34,7 @@ def baseline(model: str, root: str, work: Path) -> Any:
 
 def variant(model: str, root: str, work: Path, base: Any, name: str, stages: list[Any]) -> Any:
     start = time.perf_counter()
-    res = compress.run(recipe(model, root, work / name, [*stages, "evaluate"], checkpoint=base.output))
+    res = compress.run(mnist_recipe(model, root, work / name, [*stages, "evaluate"], checkpoint=base.output))
     rep = res.report
     fin = rep.final
     x = res.state.data.test.x[:256]
@@ -51,14 +44,6 @@ def variant(model: str, root: str, work: Path, base: Any, name: str, stages: lis
           f"file {fin.size_bytes:,} B = {100 * fin.size_bytes / rep.fp32_bytes:.1f} % of fp32  "
           f"reload identical: {same}  wall {time.perf_counter() - start:.0f} s")
     return res
-
-
-def paired_latency(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor, rounds: int = 7) -> tuple[float, float]:
-    ta, tb = [], []
-    for _ in range(rounds):
-        ta.append(measure_latency(a, x, len(x), torch.device("cpu"), repeats=5))
-        tb.append(measure_latency(b, x, len(x), torch.device("cpu"), repeats=5))
-    return statistics.median(ta), statistics.median(tb)
 
 
 def cnn(root: str, work: Path) -> None:

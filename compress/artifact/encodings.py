@@ -23,6 +23,7 @@ _FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 _SAMPLE = 1 << 16  # bytes probed (with fast zlib) before paying for LZMA over a whole tensor
 _MIN_GAIN = 0.10  # raw float weights gain ~7 %: not worth LZMA's time at scale
 MAX_CODEBOOK = 256
+_NEVER = 1 << 62  # cost of a candidate that cannot be used
 
 
 @dataclass(frozen=True)
@@ -71,17 +72,28 @@ def encode_tensor(t: torch.Tensor, grid: LinearGrid | None = None, entropy: bool
     """Encode ``t`` with the smallest exact encoding; ``grid`` offers integer codes."""
     t = t.detach().cpu().contiguous()
     meta: dict[str, Any] = {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape)}
-    candidates = _candidates(t, grid)
-    _, build = min(candidates, key=lambda c: c[0])
-    enc_meta, parts = build()
+    ranked = sorted(_candidates(t, grid), key=lambda c: c[0])
+    enc_meta, payload = _materialize(ranked[0][1], entropy)
+    if enc_meta.get("stride") == 8:  # entropy-coded codes were estimated best: check against packed ones
+        packed = next((b for c, b in ranked if c < _NEVER and b.__name__ != "bytewise"), None)
+        if packed is not None and (enc_meta.get("z") is None or enc_meta["bits"] < 8):
+            alt_meta, alt_payload = _materialize(packed, entropy)
+            if len(alt_payload) <= len(payload):
+                enc_meta, payload = alt_meta, alt_payload
     meta.update(enc_meta)
-    meta["parts"] = [len(p) for p in parts]
+    return Encoded(meta, payload)
+
+
+def _materialize(build: Builder, entropy: bool) -> tuple[dict[str, Any], bytes]:
+    """Run a candidate's builder and its entropy stage: order-0 for bytewise codes, gated LZMA otherwise."""
+    enc_meta, parts = build()
+    enc_meta = {**enc_meta, "parts": [len(p) for p in parts]}
     payload = b"".join(parts)
     if entropy and len(payload) > 64:
-        packed = _entropy(payload)
-        if packed is not None:
-            meta["z"], payload = "lzma", packed
-    return Encoded(meta, payload)
+        coded = _entropy(payload, order0=enc_meta.get("stride") == 8)
+        if coded is not None:
+            enc_meta["z"], payload = "lzma", coded
+    return enc_meta, payload
 
 
 Builder = Callable[[], tuple[dict[str, Any], list[bytes]]]
@@ -103,17 +115,31 @@ def _candidates(t: torch.Tensor, grid: LinearGrid | None) -> list[tuple[int, Bui
         if pos is not None:
             out.append((index_cost + nnz * 2, lambda: _sparse(flat, pos, {"enc": "half"}, [raw_bytes(flat[pos].half())])))
     if grid is not None:
-        out.append(_linear_candidate(t, grid, None))
+        out.extend(_linear_candidates(t, grid, None))
         if pos is not None:
-            out.append(_linear_candidate(t, grid, pos, index_cost))
+            out.extend(_linear_candidates(t, grid, pos, index_cost))
     for subset, cost in ((None, 0), (pos, index_cost)) if pos is not None else ((None, 0),):
-        book = _codebook_of(flat if subset is None else flat[subset])
+        values = flat if subset is None else flat[subset]
+        book = _codebook_of(values)
         if book is not None:
-            count = n if subset is None else len(subset)
             bits = max(1, math.ceil(math.log2(len(book))))
-            total = cost + bitpack.packed_nbytes(count, bits) + len(book) * size
-            out.append((total, _codebook_builder(flat, book, bits, subset)))
+            codes = torch.searchsorted(book, values).numpy()
+            for bytewise in (False, True):
+                total = cost + _codes_cost(codes, bits, bytewise) + len(book) * size
+                out.append((total, _codebook_builder(flat, book, bits, subset, codes, bytewise)))
     return out
+
+
+def _codes_cost(codes: np.ndarray, bits: int, bytewise: bool) -> int:
+    """Bytes for ``codes``: packed at ``bits`` each, or (bytewise) one byte each then entropy coded,
+    estimated from the order-0 entropy plus the coder's overhead."""
+    if not bytewise:
+        return bitpack.packed_nbytes(len(codes), bits)
+    if len(codes) < 256:
+        return _NEVER
+    p = np.bincount(codes.astype(np.int64, copy=False)) / len(codes)
+    p = p[p > 0]
+    return int(-(p * np.log2(p)).sum() * len(codes) / 8 * 1.03) + 64
 
 
 def _sparse(flat: torch.Tensor, pos: np.ndarray, meta: dict[str, Any], parts: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
@@ -129,46 +155,60 @@ def _codebook_of(values: torch.Tensor) -> torch.Tensor | None:
     return book if book.numel() <= MAX_CODEBOOK else None
 
 
-def _codebook_builder(flat: torch.Tensor, book: torch.Tensor, bits: int, pos: np.ndarray | None) -> Builder:
+def _codebook_builder(flat: torch.Tensor, book: torch.Tensor, bits: int, pos: np.ndarray | None,
+                      codes: np.ndarray, bytewise: bool) -> Builder:
     def build() -> tuple[dict[str, Any], list[bytes]]:
-        values = flat if pos is None else flat[pos]
-        codes = torch.searchsorted(book, values).numpy()
-        meta: dict[str, Any] = {"enc": "codebook", "bits": bits, "book": book.numel()}
-        parts = [raw_bytes(book), bitpack.pack(codes, bits)]
+        meta: dict[str, Any] = {"enc": "codebook", "bits": bits, "book": book.numel(), **_stride(bytewise)}
+        parts = [raw_bytes(book), bitpack.pack(codes, 8 if bytewise else bits)]
         return _sparse(flat, pos, meta, parts) if pos is not None else (meta, parts)
 
+    build.__name__ = "bytewise" if bytewise else "packed"
     return build
 
 
-def _linear_candidate(t: torch.Tensor, grid: LinearGrid, pos: np.ndarray | None,
-                      index_cost: int = 0) -> tuple[int, Builder]:
+def _linear_candidates(t: torch.Tensor, grid: LinearGrid, pos: np.ndarray | None,
+                       index_cost: int = 0) -> list[tuple[int, Builder]]:
     q = grid.quantize(t)
     if not torch.equal(grid.dequantize(q).to(t.dtype), t):
-        return (1 << 62, lambda: ({}, []))  # not on the grid: never the smallest
-    count = t.numel() if pos is None else len(pos)
-    channels = grid.scale.numel()
-    cost = index_cost + bitpack.packed_nbytes(count, grid.bits) + channels * 5
+        return []  # not on the grid
+    codes = q.reshape(-1).numpy()
+    codes = codes if pos is None else codes[pos]
+    fixed = index_cost + grid.scale.numel() * 5
 
-    def build() -> tuple[dict[str, Any], list[bytes]]:
-        codes = q.reshape(-1).numpy()
-        codes = codes if pos is None else codes[pos]
-        meta: dict[str, Any] = {"enc": "linear", "bits": grid.bits, "axis": grid.axis}
-        parts = [raw_bytes(grid.scale.float()), grid.zero_point.to(torch.uint8).numpy().tobytes(),
-                 bitpack.pack(codes, grid.bits)]
-        return _sparse(t.reshape(-1), pos, meta, parts) if pos is not None else (meta, parts)
+    def builder(bytewise: bool) -> Builder:
+        def build() -> tuple[dict[str, Any], list[bytes]]:
+            meta: dict[str, Any] = {"enc": "linear", "bits": grid.bits, "axis": grid.axis, **_stride(bytewise)}
+            parts = [raw_bytes(grid.scale.float()), grid.zero_point.to(torch.uint8).numpy().tobytes(),
+                     bitpack.pack(codes, 8 if bytewise else grid.bits)]
+            return _sparse(t.reshape(-1), pos, meta, parts) if pos is not None else (meta, parts)
 
-    return cost, build
+        build.__name__ = "bytewise" if bytewise else "packed"
+        return build
+
+    return [(fixed + _codes_cost(codes, grid.bits, bw), builder(bw)) for bw in (False, True)]
 
 
-def _entropy(payload: bytes) -> bytes | None:
-    """LZMA over the payload when a quick probe promises ≥ 10 %; ``None`` if it does not pay."""
+def _stride(bytewise: bool) -> dict[str, Any]:
+    """Codes stored one per byte (then entropy coded) are marked; packed ones are the default."""
+    return {"stride": 8} if bytewise else {}
+
+
+def _entropy(payload: bytes, order0: bool = False) -> bytes | None:
+    """LZMA over the payload when a quick probe promises ≥ 10 %; ``None`` if it does not pay.
+
+    ``order0``: the payload is mostly one code per byte, so LZMA runs without literal context
+    (lc=lp=pb=0), which makes its literal coder an adaptive order-0 arithmetic coder.
+    """
     sample = payload[:_SAMPLE]
-    if len(zlib.compress(sample, 1)) > (1 - _MIN_GAIN) * len(sample):
+    if not order0 and len(zlib.compress(sample, 1)) > (1 - _MIN_GAIN) * len(sample):
         return None
     size = len(payload)
     preset = 9 | lzma.PRESET_EXTREME if size < (1 << 20) else 6 if size < (16 << 20) else 1
     dict_size = max(1 << 12, min(1 << 26, 1 << (size - 1).bit_length()))
-    filters = [{"id": lzma.FILTER_LZMA1, "preset": preset, "dict_size": dict_size}]
+    filters: list[dict[str, Any]] = [{"id": lzma.FILTER_LZMA1, "preset": preset, "dict_size": dict_size}]
+    if order0:
+        filters = [{"id": lzma.FILTER_LZMA1, "preset": 6 if size < (8 << 20) else 1, "dict_size": 1 << 16,
+                    "lc": 0, "lp": 0, "pb": 0}]
     packed = lzma.compress(payload, format=lzma.FORMAT_ALONE, filters=filters)
     return packed if len(packed) < size else None
 
@@ -216,10 +256,13 @@ def _decode_values(meta: dict[str, Any], parts: list[bytes], dtype: torch.dtype,
     bits = int(meta["bits"])
     if not 1 <= bits <= 8:
         raise ValueError(f"bit width {bits} out of range")
+    stride = int(meta.get("stride", bits))
+    if stride not in (bits, 8):
+        raise ValueError(f"code stride {stride} is neither {bits} nor 8")
     if enc == "codebook":
         book_raw, codes_raw = parts
         book = from_raw(book_raw, dtype, int(meta["book"]))
-        codes = torch.from_numpy(bitpack.unpack(codes_raw, bits, count).astype(np.int64))
+        codes = torch.from_numpy(bitpack.unpack(codes_raw, stride, count).astype(np.int64))
         if count and int(codes.max()) >= book.numel():
             raise ValueError("code outside the codebook")
         return book[codes]
@@ -231,7 +274,9 @@ def _decode_values(meta: dict[str, Any], parts: list[bytes], dtype: torch.dtype,
             raise ValueError(f"expected {channels} zero points, got {len(zero_raw)}")
         grid = LinearGrid(bits, from_raw(scale_raw, torch.float32, channels),
                           torch.frombuffer(bytearray(zero_raw), dtype=torch.uint8), axis)
-        codes = torch.from_numpy(bitpack.unpack(codes_raw, bits, count).astype(np.int32))
+        codes = torch.from_numpy(bitpack.unpack(codes_raw, stride, count).astype(np.int32))
+        if count and int(codes.max()) >= 2 ** bits:
+            raise ValueError(f"code outside the {bits}-bit range")
         if pos is None:
             return grid.dequantize(codes.reshape(shape)).to(dtype)
         return _dequantize_sparse(grid, codes, pos, shape).to(dtype)

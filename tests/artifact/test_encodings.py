@@ -90,3 +90,29 @@ def test_sparse_linear_codes_keep_zeros():
     enc = encode_tensor(wq, grid)
     assert enc.meta["enc"] == "linear" and "nnz" in enc.meta
     assert torch.equal(decode_tensor(enc.meta, enc.payload), wq)
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_skewed_codes_are_entropy_coded_below_their_packed_size(bits):
+    torch.manual_seed(bits)
+    w = torch.distributions.Laplace(0.0, 0.05).sample((128, 512))
+    from compress.quantize.linear import fit_grid, project
+
+    grid = fit_grid(w, bits)
+    wq = project(w, grid)
+    enc = encode_tensor(wq, grid)
+    codes = grid.quantize(wq).flatten().numpy()
+    p = np.bincount(codes) / codes.size
+    entropy_bytes = -(p[p > 0] * np.log2(p[p > 0])).sum() * codes.size / 8
+    assert enc.meta["z"] == "lzma"
+    assert len(enc.payload) <= 0.92 * w.numel() * bits / 8 and len(enc.payload) <= 1.06 * entropy_bytes + 1024
+    assert torch.equal(decode_tensor(enc.meta, enc.payload), wq)
+
+
+def test_uniform_codes_stay_packed():
+    grid = LinearGrid(4, torch.full((64,), 0.1), torch.full((64,), 8, dtype=torch.int32), 0)
+    codes = torch.randint(0, 16, (64, 300), generator=torch.Generator().manual_seed(0))
+    w = grid.dequantize(codes)
+    enc = encode_tensor(w, grid)
+    assert "stride" not in enc.meta and len(enc.payload) <= 64 * 300 * 4 / 8 + 64 * 5 + ALLOWANCE
+    assert torch.equal(decode_tensor(enc.meta, enc.payload), w)

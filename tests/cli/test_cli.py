@@ -168,3 +168,10 @@ def test_prune_command_end_to_end(tmp_path):
     assert rows[-1]["nonzero"] < 0.25 * rows[0]["nonzero"] and rows[-1]["size_bytes"] < 0.4 * rows[0]["size_bytes"]
     res = runner.invoke(app, ["prune", "-r", recipe, "-q"])
     assert res.exit_code == 2 and "no rate given" in res.output
+
+
+@pytest.mark.parametrize("rate", ["100", "-5"])
+def test_prune_rate_out_of_range_is_one_clear_line(tmp_path, rate):
+    recipe = str(write(tmp_path, tiny_recipe(tmp_path)))
+    res = runner.invoke(app, ["prune", "--rate", rate, "-r", recipe, "-q"])
+    assert res.exit_code == 2 and "prune.rate" in res.output and "Traceback" not in res.output
