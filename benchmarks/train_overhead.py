@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from compress.context import RunContext
-from compress.data import iter_batches, load_dataset
+from compress.data import load_dataset
 from compress.models import build_model
 from compress.recipe import DataConfig, TrainConfig
 from compress.training import fit

@@ -192,7 +192,8 @@ def describe(art: Artifact) -> list[dict[str, Any]]:
     rows = []
     for name, meta in art.manifest["tensors"].items():
         tensor = art.state[name]
-        bits = meta.get("bits") or (16 if meta["enc"] == "half" else torch.empty((), dtype=tensor.dtype).element_size() * 8)
+        native = torch.empty((), dtype=tensor.dtype).element_size() * 8
+        bits = meta.get("bits") or (16 if meta["enc"] == "half" else native)
         sparsity = float((tensor == 0).sum()) / tensor.numel() if tensor.numel() else 0.0
         enc = meta["enc"] + ("+sparse" if "nnz" in meta and meta["enc"] != "sparse" else "")
         rows.append({"name": name, "shape": meta["shape"], "encoding": enc + ("+lzma" if meta.get("z") else ""),

@@ -113,7 +113,8 @@ def _candidates(t: torch.Tensor, grid: LinearGrid | None) -> list[tuple[int, Bui
     if t.dtype == torch.float32 and torch.equal(flat.half().float(), flat):  # fp16-exact values (bits: 16)
         out.append((n * 2, lambda: ({"enc": "half"}, [raw_bytes(flat.half())])))
         if pos is not None:
-            out.append((index_cost + nnz * 2, lambda: _sparse(flat, pos, {"enc": "half"}, [raw_bytes(flat[pos].half())])))
+            out.append((index_cost + nnz * 2,
+                        lambda: _sparse(flat, pos, {"enc": "half"}, [raw_bytes(flat[pos].half())])))
     if grid is not None:
         out.extend(_linear_candidates(t, grid, None))
         if pos is not None:
