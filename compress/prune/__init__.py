@@ -30,6 +30,11 @@ def apply(state: PipelineState, cfg: PruneConfig) -> None:
     if cfg.granularity == "channel":
         _apply_channel(state, cfg)
         return
+    from compress.quantize.qat import CodebookHook
+
+    if any(isinstance(h, CodebookHook) for h in state.hooks):
+        raise UnsupportedError("pruning after k-means quantization would let shared values revive pruned "
+                               "weights", "put the prune stage before the quantize stage")
     params = prunable_params(state.model, cfg.skip)
     mask_fn = _mask_fn(state, cfg, params)
     if cfg.schedule == "oneshot":

@@ -88,3 +88,10 @@ def test_clear_errors():
         apply(state, QuantizeConfig(bits=4, layer_bits={"0": 9}))
     with pytest.raises(InputError, match="no Linear/Conv weight"):
         apply(state, QuantizeConfig(bits=4, skip=["*"]))
+
+
+def test_prune_after_kmeans_is_refused(tmp_path):
+    from compress.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError, match="before the quantize stage"):
+        _run(tmp_path, {"quantize": {"bits": 2, "method": "kmeans"}}, {"prune": {"rate": 50}})
