@@ -12,12 +12,17 @@ from cli.errors import guarded
 
 FinetuneOpt = Annotated[int | None, typer.Option("--finetune-epochs", help="Fine-tuning epochs after the stage "
                                                  "(0 = none; default: the recipe's finetune stage).")]
-MaxDropOpt = Annotated[float | None, typer.Option("--max-drop", help="Accuracy budget in pp (exit 3 if exceeded).")]
+MaxDropOpt = Annotated[float | None, typer.Option("--max-drop", help="Accuracy budget in pp (exit 3 if exceeded); "
+                                                  "prune without --rate searches the highest rate within it.")]
 
 
 def compression_pipeline(stage: str, options: dict[str, Any], finetune_epochs: int | None,
-                         has_checkpoint: bool) -> Any:
-    """Pipeline edit: [train stages unless a checkpoint is given] + stage + [finetune] + evaluate."""
+                         has_checkpoint: bool, search: bool = False) -> Any:
+    """Pipeline edit: [train stages unless a checkpoint is given] + stage + [finetune] + evaluate.
+
+    With ``search`` (a budget and no rate) the fine-tuning moves inside the stage, which spends
+    it where the search decides.
+    """
     chosen = {k: v for k, v in options.items() if v not in (None, [])}
 
     def edit(pipeline: list[Any]) -> list[Any]:
@@ -27,6 +32,9 @@ def compression_pipeline(stage: str, options: dict[str, Any], finetune_epochs: i
             finetunes = [{"finetune": {**(finetunes[0]["finetune"] or {}), "epochs": finetune_epochs}}]
             if finetune_epochs == 0:
                 finetunes = []
+        if search:
+            return [*trains, {stage: {**chosen, "finetune": finetunes[0]["finetune"] if finetunes else None}},
+                    "evaluate"]
         return [*trains, {stage: chosen}, *finetunes, "evaluate"]
 
     return edit
@@ -40,13 +48,15 @@ def prune_cmd(ctx: typer.Context,
     scope: Annotated[str | None, typer.Option("--scope", help="global | layer")] = None,
     schedule: Annotated[str | None, typer.Option("--schedule", help="oneshot | iterative | gradual")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="Module name pattern left dense.")] = None,
+    min_rate: Annotated[float | None, typer.Option("--min-rate", help="With --max-drop and no --rate: the "
+                                                   "lowest rate the search may return.")] = None,
     finetune_epochs: FinetuneOpt = None, max_drop: MaxDropOpt = None,
     recipe: RecipeOpt = None, sets: SetOpt = None, checkpoint: CheckpointOpt = None, output: OutputOpt = None,
     device: DeviceOpt = None, json_path: JsonOpt = None, quiet: QuietOpt = False, trust: TrustOpt = False,
 ) -> None:
     """Prune a model: train it per the recipe (or load --checkpoint), prune, fine-tune, evaluate."""
     options = {"rate": rate, "method": method, "granularity": granularity, "scope": scope,
-               "schedule": schedule, "skip": skip}
+               "schedule": schedule, "skip": skip, "min_rate": min_rate}
     _run_compression("prune", options, finetune_epochs, max_drop, recipe, sets, checkpoint, output, device,
                      json_path, quiet, trust)
 
@@ -75,7 +85,8 @@ def quantize_cmd(ctx: typer.Context,
 def _run_compression(stage: str, options: dict[str, Any], finetune_epochs: int | None, max_drop: float | None,
                      recipe: Any, sets: list[str] | None, checkpoint: Any, output: Any, device: str | None,
                      json_path: Any, quiet: bool, trust: bool) -> None:
-    edit = compression_pipeline(stage, options, finetune_epochs, checkpoint is not None)
+    search = stage == "prune" and options.get("rate") is None and max_drop is not None
+    edit = compression_pipeline(stage, options, finetune_epochs, checkpoint is not None, search=search)
     extra = [f"constraints.max_accuracy_drop={max_drop}"] if max_drop is not None else []
     r = build_recipe(recipe, [*extra, *(sets or [])], checkpoint=checkpoint, output=output, device=device,
                      trust=trust, edit=edit, quiet=quiet)

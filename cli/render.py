@@ -61,7 +61,21 @@ def layer_table(report: Report) -> Table:
     return table
 
 
+def search_table(report: Report) -> Table:
+    """The budget search's trials: what was tried, what it scored, what it cost."""
+    total = sum(t["seconds"] for t in report.search)
+    table = Table(title=f"budget search: {len(report.search)} trials, {total:.1f} s")
+    for col in ("#", "phase", "rate %", "top-1 %", "non-zero", "in budget", "seconds"):
+        table.add_column(col, justify="left" if col == "phase" else "right", no_wrap=True)
+    for i, t in enumerate(report.search, 1):
+        table.add_row(str(i), t["phase"], f"{t['rate']:.2f}", f"{t['accuracy']:.2f}", f"{t['nonzero']:,}",
+                      "yes" if t["met"] else "no", f"{t['seconds']:.1f}")
+    return table
+
+
 def print_report(report: Report, console: Console) -> None:
+    if report.search:
+        console.print(search_table(report))
     console.print(report_table(report))
     if report.layers:
         console.print(layer_table(report))

@@ -24,6 +24,15 @@ from compress.report import Report, Row
 from compress.training import TrainHook
 
 COMPRESSION_STAGES = ("prune", "quantize")
+OVER_BUDGET = "model.over-budget.mzip"  # the artifact's name when the accuracy budget was not met
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a budget search must keep: accuracy ≥ ``floor`` (%) on ``split``."""
+
+    floor: float
+    split: str
 
 
 @dataclass
@@ -40,6 +49,8 @@ class PipelineState:
     pending_int8: QuantizeConfig | None = None  # int8 execution asked for; converted after the last training
     runtime: nn.Module | None = None  # what runs for evaluation (int8), when it is not ``model`` itself
     execute: dict[str, Any] | None = None  # the runtime's plan, stored in the artifact
+    budget: Budget | None = None  # set for compression stages when the recipe has an accuracy budget
+    search: list[dict[str, Any]] = field(default_factory=list)  # the trials of a budget search
     hooks: list[TrainHook] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -70,8 +81,12 @@ def run(recipe: Recipe, *, progress: Progress | None = None, write: bool = True)
     report = Report(recipe.model.name, recipe.data.name, str(ctx.device))
     baseline = _run_stages(recipe, state, report)
     report.notes.extend(state.notes)
+    report.search = state.search
     report.finalize(baseline, recipe.constraints.max_accuracy_drop)
     if write:
+        if report.constraint is not None and not report.constraint.met:
+            out_path = out_path.with_name(OVER_BUDGET)  # never mistaken for a result that passed its gate
+            _check_output(recipe, out_path)
         _write_output(recipe, state, report, out_path)
     return RunResult(report, state.model, state, out_path if write else None)
 
@@ -87,6 +102,10 @@ def _run_stages(recipe: Recipe, state: PipelineState, report: Report) -> int:
     for i, stage in enumerate(recipe.pipeline):
         if i == first_compression:
             baseline, before = len(report.rows) - 1, weight_shapes(state.model)
+            drop = recipe.constraints.max_accuracy_drop
+            if drop is not None and report.rows:
+                base = report.rows[-1]
+                state.budget = Budget(base.accuracy - drop, base.split)
         if stage.kind == "evaluate":  # re-measure the current state with this stage's settings
             cfg = stage.config
             if not isinstance(cfg, EvaluateConfig):

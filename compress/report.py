@@ -48,6 +48,7 @@ class Report:
     constraint: Constraint | None = None
     notes: list[str] = field(default_factory=list)
     layers: list[LayerStat] = field(default_factory=list)  # per layer, baseline vs final (compression runs)
+    search: list[dict[str, Any]] = field(default_factory=list)  # budget-search trials, in order
 
     @property
     def final(self) -> Row:
@@ -82,4 +83,4 @@ class Report:
         layers = [LayerStat(**{k: v for k, v in r.items() if k in layer_keys}) for r in data.get("layers", [])]
         return cls(data["model"], data["dataset"], data["device"], rows=rows, baseline=data.get("baseline", 0),
                    fp32_bytes=data.get("fp32_bytes", 0), output=data.get("output"), notes=data.get("notes", []),
-                   layers=layers)
+                   layers=layers, search=data.get("search", []))

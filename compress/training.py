@@ -18,7 +18,12 @@ _REPORT_EVERY = 10  # steps between progress updates (each costs a device sync)
 
 
 class TrainHook:
-    """Keeps a compression invariant during training; override what you need."""
+    """Keeps a compression invariant during training; override what you need.
+
+    A hook that sets ``stop`` ends training after the current step (e.g. a budget search).
+    """
+
+    stop: bool = False
 
     def on_start(self, model: nn.Module) -> None:
         """Training is about to begin (e.g. put weights on their grid)."""
@@ -106,6 +111,10 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
                 loss_sum.zero_()
                 correct.zero_()
                 window = 0
+            if any(h.stop for h in hooks):
+                break
+        if any(h.stop for h in hooks):
+            break
     seconds = time.perf_counter() - start
     for hook in hooks:
         hook.on_end(model)

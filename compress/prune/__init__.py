@@ -25,8 +25,9 @@ __all__ = ["apply"]
 
 def apply(state: PipelineState, cfg: PruneConfig) -> None:
     """Prune ``state.model`` in place per ``cfg``; masks that later training must keep go to ``state.hooks``."""
-    if cfg.rate is None:
-        raise InputError("prune: no rate given", "pass --rate R (percent, 0 ≤ R < 100) or set prune.rate")
+    if cfg.rate is None and (state.budget is None or cfg.granularity != "unstructured"):
+        raise InputError("prune: no rate given", "pass --rate R (percent, 0 ≤ R < 100) or set prune.rate, or "
+                         "give an accuracy budget (--max-drop) to search for the highest rate (unstructured)")
     if cfg.granularity == "channel":
         _apply_channel(state, cfg)
         return
@@ -37,7 +38,11 @@ def apply(state: PipelineState, cfg: PruneConfig) -> None:
                                "weights", "put the prune stage before the quantize stage")
     params = prunable_params(state.model, cfg.skip)
     mask_fn = _mask_fn(state, cfg, params)
-    if cfg.schedule == "oneshot":
+    if cfg.rate is None and state.budget is not None:
+        from compress.prune.search import search
+
+        hook = search(state, cfg, params, mask_fn, state.budget)
+    elif cfg.schedule == "oneshot":
         hook = MaskHook(params, mask_fn(cfg.rate))
         hook.apply()
     elif cfg.schedule == "iterative":
@@ -56,7 +61,7 @@ def _mask_fn(state: PipelineState, cfg: PruneConfig, params: dict[str, nn.Parame
         scores = scorer(state.model, params, state.data, state.ctx, cfg.calibration_batches)
         state.model.train(was_training)
         scores = {n: s.masked_fill(params[n].detach() == 0, float("-inf")) for n, s in scores.items()}
-        scale = rate / cfg.rate if cfg.rate else 0.0
+        scale = rate / cfg.rate if cfg.rate else 1.0
         layer_rates = {pat: r * scale for pat, r in cfg.layer_rates.items()}
         return select(scores, rate, cfg.scope, layer_rates)
 

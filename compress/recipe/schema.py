@@ -89,6 +89,7 @@ class PruneConfig(Schema):
     skip: list[str] = Field(default_factory=list, description="module name patterns left dense")
     layer_rates: dict[str, float] = Field(default_factory=dict)
     calibration_batches: int = Field(8, gt=0)
+    min_rate: float = Field(0.0, ge=0.0, lt=100.0, description="lowest rate a budget search may return")
     iterations: int = Field(3, gt=0, description="prune/fine-tune cycles, 'iterative'")
     update_every: int = Field(50, gt=0, description="steps between mask updates, 'gradual'")
     ramp: float = Field(0.75, gt=0.0, le=1.0, description="share of fine-tuning steps over which sparsity "

@@ -78,6 +78,7 @@ def test_constraint_violation_exits_3_and_still_writes(tmp_path):
     assert res.exit_code == 3, res.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["constraint"]["met"] is False and Path(report["output"]).is_file()
+    assert Path(report["output"]).name == "model.over-budget.mzip" and "VIOLATED" in res.output
 
 
 def test_untrusted_pickle_refused_with_exit_2(tmp_path):
