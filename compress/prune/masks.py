@@ -28,10 +28,10 @@ def select(scores: dict[str, torch.Tensor], rate: float, scope: str,
     shared = {n: s for n, s in scores.items() if per_layer(n, -1.0, layer_rates) < 0}
     for name, s in scores.items():
         if name not in shared or scope == "layer":
-            masks[name] = _keep_top(s.flatten(), per_layer(name, rate, layer_rates)).view_as(s)
+            masks[name] = keep_top(s.flatten(), per_layer(name, rate, layer_rates)).view_as(s)
     if scope == "global" and shared:
         flat = torch.cat([s.flatten() for s in shared.values()])
-        keep = _keep_top(flat, rate)
+        keep = keep_top(flat, rate)
         offset = 0
         for name, s in shared.items():
             masks[name] = keep[offset:offset + s.numel()].view_as(s)
@@ -39,7 +39,8 @@ def select(scores: dict[str, torch.Tensor], rate: float, scope: str,
     return masks
 
 
-def _keep_top(scores: torch.Tensor, rate: float) -> torch.Tensor:
+def keep_top(scores: torch.Tensor, rate: float) -> torch.Tensor:
+    """Boolean mask keeping all but the lowest ``rate`` % of ``scores``."""
     n_remove = int(round(scores.numel() * rate / 100.0))
     keep = torch.ones_like(scores, dtype=torch.bool)
     if n_remove > 0:

@@ -1,0 +1,63 @@
+"""Per-layer sensitivity: exact baselines, the expected ordering, the table, the plot and its error."""
+import json
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cli.app import app
+from compress.context import RunContext
+from compress.data import load_dataset
+from compress.evaluate import evaluate
+from compress.models import build_model
+from compress.recipe import DataConfig, TrainConfig
+from compress.sensitivity import measure
+from compress.training import fit
+from tests.cli.test_cli import write
+from tests.conftest import tiny_recipe
+
+CPU = torch.device("cpu")
+
+
+def test_measure_restores_weights_and_orders_damage():
+    torch.manual_seed(0)
+    data = load_dataset(DataConfig(name="digits"))
+    model = build_model("lenet-300-100", {})
+    fit(model, data, TrainConfig(epochs=3, batch_size=64, lr=0.003), RunContext(CPU, 0))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = measure(model, data.test, RunContext(CPU, 0), rates=[0, 50, 99], bits=[8, 2])
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert result.baseline == evaluate(model, data.test, 1000, CPU).accuracy
+    assert list(result.prune) == ["1", "3", "5"] and result.params["1"] == 784 * 300
+    for layer in result.prune:
+        assert result.prune[layer][0] == result.baseline
+        assert result.prune[layer][99] < result.prune[layer][50] + 1
+        assert abs(result.bits[layer][8] - result.baseline) <= 1.0
+    assert result.prune["5"][99] < result.baseline - 20  # the classifier cannot lose 99 % of its weights
+
+
+def test_cli_table_json_and_plot(tmp_path):
+    recipe = str(write(tmp_path, tiny_recipe(tmp_path)))
+    png = tmp_path / "s.png"
+    res = CliRunner().invoke(app, ["sensitivity", "-r", recipe, "--rates", "50,90", "--bits", "4",
+                                   "--plot", str(png), "--json", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    assert "90 %" in res.output and "4 bit" in res.output
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert set(data["prune"]) == {"0", "3", "7", "9"} and set(data["bits"]["9"]) == {"4"}
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    recipe = str(write(tmp_path, tiny_recipe(tmp_path, pipeline=[{"train": {"epochs": 1}}])))
+    res = CliRunner().invoke(app, ["sensitivity", "-r", recipe, "--rates", "50", "--bits", "",
+                                   "--plot", str(tmp_path / "s.png"), "-q"])
+    assert res.exit_code == 2 and "modelzip[plot]" in res.output
+
+
+def test_bad_rates_are_one_clear_line(tmp_path):
+    recipe = str(write(tmp_path, tiny_recipe(tmp_path)))
+    res = CliRunner().invoke(app, ["sensitivity", "-r", recipe, "--rates", "50,abc"])
+    assert res.exit_code == 2 and "comma-separated numbers" in res.output
