@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cli import compress_cmds, inspect_cmd, sensitivity_cmd
+from cli import compress_cmds, inspect_cmd, sensitivity_cmd, sweep_cmd
 from cli.common import (
     CheckpointOpt, DeviceOpt, JsonOpt, OutputOpt, QuietOpt, RecipeOpt, SetOpt, TrustOpt, build_recipe, execute,
 )
@@ -94,3 +94,4 @@ app.command("prune")(compress_cmds.prune_cmd)
 app.command("quantize")(compress_cmds.quantize_cmd)
 app.command("inspect")(inspect_cmd.inspect_cmd)
 app.command("sensitivity")(sensitivity_cmd.sensitivity_cmd)
+app.command("sweep")(sweep_cmd.sweep_cmd)

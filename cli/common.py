@@ -78,3 +78,13 @@ def execute(recipe: Recipe, *, quiet: bool, json_path: Path | None, write: bool 
     if result.report.constraint is not None and not result.report.constraint.met:
         raise typer.Exit(EXIT_CONSTRAINT)
     return result
+
+
+def emit(renderable: Any, data: dict[str, Any], json_path: Path | None) -> None:
+    """Print ``renderable`` (or, with ``--json -``, the JSON instead) and write ``--json PATH``."""
+    if json_path is not None and str(json_path) == "-":
+        typer.echo(json.dumps(data, indent=2))
+        return
+    out_console().print(renderable)
+    if json_path is not None:
+        write_atomic(json_path, json.dumps(data, indent=2).encode())

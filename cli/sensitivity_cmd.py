@@ -1,7 +1,6 @@
 """``modelzip sensitivity``: per-layer accuracy when one layer alone is pruned or quantized."""
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,16 +8,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.common import CheckpointOpt, DeviceOpt, JsonOpt, QuietOpt, RecipeOpt, SetOpt, TrustOpt, build_recipe
+from cli.common import (
+    CheckpointOpt, DeviceOpt, JsonOpt, QuietOpt, RecipeOpt, SetOpt, TrustOpt, build_recipe, emit,
+)
 from cli.errors import guarded
 from cli.render import RichProgress, out_console
 from compress import sensitivity
-from compress.artifact import write_atomic
 from compress.errors import InputError
 from compress.pipeline import run
 
 
-def _numbers(text: str, kind: type, name: str) -> list[Any]:
+def parse_numbers(text: str, kind: type, name: str) -> list[Any]:
+    """``"50,90"`` → ``[50.0, 90.0]``; a clear error for anything else."""
     try:
         return [kind(v) for v in text.split(",") if v.strip()] if text else []
     except ValueError:
@@ -47,7 +48,7 @@ def sensitivity_cmd(ctx: typer.Context,
     json_path: JsonOpt = None, quiet: QuietOpt = False, trust: TrustOpt = False,
 ) -> None:
     """Train per the recipe (or load --checkpoint), then prune/quantize each layer alone and evaluate."""
-    rate_list, bit_list = _numbers(rates, float, "--rates"), _numbers(bits, int, "--bits")
+    rate_list, bit_list = parse_numbers(rates, float, "--rates"), parse_numbers(bits, int, "--bits")
     bad = [r for r in rate_list if not 0 <= r < 100] + [b for b in bit_list if not 2 <= b <= 8]
     if bad:
         raise InputError(f"out of range: {bad}", "rates in [0, 100), bits in 2–8")
@@ -61,12 +62,7 @@ def sensitivity_cmd(ctx: typer.Context,
     result = sensitivity.measure(res.model, res.state.data.test, res.state.ctx, rates=rate_list, bits=bit_list,
                                  batch_size=r.data.eval_batch_size)
     title = f"{r.model.name} on {r.data.name}"
-    if json_path is not None and str(json_path) == "-":
-        typer.echo(json.dumps(asdict(result), indent=2))
-    else:
-        out_console().print(table(result, title))
-        if json_path is not None:
-            write_atomic(json_path, json.dumps(asdict(result), indent=2).encode())
+    emit(table(result, title), asdict(result), json_path)
     if plot is not None:
         sensitivity.plot(result, plot, f"Per-layer sensitivity: {title}")
         if not quiet:

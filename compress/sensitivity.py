@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from compress.context import RunContext
 from compress.data import Split
-from compress.errors import UnsupportedError
+from compress import plotting
 from compress.evaluate import evaluate
 from compress.layers import weight_params
 from compress.prune.masks import keep_top
@@ -53,14 +53,7 @@ def measure(model: nn.Module, split: Split, ctx: RunContext, *, rates: list[floa
 
 def plot(result: Sensitivity, path: Path, title: str) -> None:
     """Accuracy vs sparsity (and vs bits) per layer as a PNG; needs the ``plot`` extra."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise UnsupportedError("plotting needs matplotlib, which is not installed",
-                               "pip install 'modelzip[plot]' (or leave out --plot)") from exc
+    plt = plotting.pyplot()
     panels = [(k, v) for k, v in (("prune", result.prune), ("bits", result.bits)) if v]
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
     for ax, (kind, table) in zip(axes[0], panels, strict=True):
@@ -76,9 +69,4 @@ def plot(result: Sensitivity, path: Path, title: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    plotting.save(fig, path)

@@ -1,0 +1,84 @@
+"""The accuracy-vs-size trade-off: one compressed model per rate or bit width, from one baseline."""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compress.context import Progress
+from compress import plotting
+from compress.pipeline import run
+from compress.recipe import Recipe, load_recipe
+
+
+@dataclass
+class Point:
+    kind: str  # prune | quantize
+    setting: float  # rate (%) or bits
+    accuracy: float
+    size_bytes: int  # real artifact bytes
+    ratio: float  # fp32 state_dict bytes of the baseline / size_bytes
+    seconds: float
+
+
+@dataclass
+class Sweep:
+    baseline: float
+    fp32_bytes: int
+    points: list[Point] = field(default_factory=list)
+
+
+def sweep(recipe: Recipe, *, rates: list[float], bits: list[int], finetune: dict[str, Any] | None,
+          progress: Progress | None = None) -> Sweep:
+    """Train per ``recipe`` (its train stages, or its checkpoint) once, then compress it at each setting.
+
+    Every point starts from the same baseline and gets the same ``finetune`` stage (None = none).
+    """
+    progress = progress or Progress()
+    raw = recipe.model_dump(mode="json", exclude_none=True)
+    with tempfile.TemporaryDirectory(prefix="modelzip-sweep-") as tmp:
+        trains = [s for s in raw["pipeline"] if "train" in s]
+        base_raw = {**raw, "pipeline": [*([] if raw["model"].get("checkpoint") else trains), "evaluate"],
+                    "output": str(Path(tmp) / "base"), "constraints": {}}
+        base = run(load_recipe(base_raw), progress=progress)
+        result = Sweep(base.report.final.accuracy, base.report.final.state_dict_bytes)
+        settings = [("prune", float(r), {"prune": {"rate": r}}) for r in rates]
+        settings += [("quantize", float(b), {"quantize": {"bits": b}}) for b in bits]
+        for kind, value, stage in settings:
+            progress.note(f"sweep: {kind} {value:g}")
+            point_raw = {**raw, "model": {**raw["model"], "checkpoint": str(base.output)},
+                         "pipeline": [stage, *([{"finetune": finetune}] if finetune is not None else []), "evaluate"],
+                         "output": str(Path(tmp) / f"{kind}-{value:g}"), "constraints": {}}
+            res = run(load_recipe(point_raw), progress=progress)
+            final = res.report.final
+            result.points.append(Point(kind, value, final.accuracy, final.size_bytes,
+                                       round(result.fp32_bytes / final.size_bytes, 3), round(sum(
+                                           r.seconds for r in res.report.rows), 3)))
+    return result
+
+
+def plot(result: Sweep, path: Path, title: str) -> None:
+    """Accuracy vs artifact size, one line per method, points labelled by their setting."""
+    plt = plotting.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for kind, unit in (("prune", "%"), ("quantize", " bit")):
+        pts = sorted((p for p in result.points if p.kind == kind), key=lambda p: p.size_bytes)
+        if not pts:
+            continue
+        ax.plot([p.size_bytes / 1000 for p in pts], [p.accuracy for p in pts], marker="o", label=kind)
+        for p in pts:
+            ax.annotate(f"{p.setting:g}{unit}", (p.size_bytes / 1000, p.accuracy), textcoords="offset points",
+                        xytext=(4, 4), fontsize=8)
+    ax.axhline(result.baseline, color="grey", linestyle="--", linewidth=1, label="baseline")
+    ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("artifact size (KB, log scale)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    plotting.save(fig, path)
