@@ -141,7 +141,7 @@ def init_state(recipe: Recipe, data: Dataset, ctx: RunContext) -> PipelineState:
     if ckpt is not None and artifact.is_artifact(ckpt):
         art = artifact.read(ckpt)
         model = artifact.build(art, ctx.device, trust_model_code=recipe.model.trust_checkpoint)
-        state = PipelineState(model, art.spec, data, ctx, recipe.data.eval_batch_size)
+        state = PipelineState(model, art.spec, data, ctx, recipe.data.eval_batch_size, grids=dict(art.grids))
         if art.manifest.get("execute"):
             from compress.quantize import int8
 

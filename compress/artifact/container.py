@@ -40,6 +40,7 @@ class Artifact:
     manifest: dict[str, Any]
     state: dict[str, torch.Tensor]
     sizes: dict[str, int]  # stored payload bytes per tensor
+    grids: dict[str, LinearGrid] = field(default_factory=dict)  # tensors stored as linear codes
 
     @property
     def spec(self) -> ModelSpec:
@@ -139,13 +140,16 @@ def read(path: Path) -> Artifact:
     if manifest.get("sha256") != _checksum(manifest, payloads):
         raise ArtifactError(f"{path}: checksum mismatch: the file is corrupt or was modified",
                             "re-create or re-download it")
-    state = {}
+    state, grids = {}, {}
     for name, meta in manifest["tensors"].items():
         try:
-            state[name] = decode_tensor(meta, payloads[name])
+            found: list[LinearGrid] = []
+            state[name] = decode_tensor(meta, payloads[name], found)
+            if found:
+                grids[name] = found[0]
         except Exception as exc:  # noqa: BLE001
             raise ArtifactError(f"{path}: tensor '{name}' cannot be decoded ({exc})") from None
-    return Artifact(path, manifest, state, {k: len(v) for k, v in payloads.items()})
+    return Artifact(path, manifest, state, {k: len(v) for k, v in payloads.items()}, grids)
 
 
 def _read_raw(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:

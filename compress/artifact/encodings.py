@@ -214,8 +214,11 @@ def _entropy(payload: bytes, order0: bool = False) -> bytes | None:
     return packed if len(packed) < size else None
 
 
-def decode_tensor(meta: dict[str, Any], payload: bytes) -> torch.Tensor:
-    """Inverse of :func:`encode_tensor`; raises ``ValueError``/``KeyError`` on inconsistent input."""
+def decode_tensor(meta: dict[str, Any], payload: bytes, grid_out: list[LinearGrid] | None = None) -> torch.Tensor:
+    """Inverse of :func:`encode_tensor`; raises ``ValueError``/``KeyError`` on inconsistent input.
+
+    For a tensor stored as linear codes, its grid is appended to ``grid_out`` when given.
+    """
     dtype = _DTYPES[meta["dtype"]]
     shape = [int(s) for s in meta["shape"]]
     n = math.prod(shape)
@@ -236,7 +239,7 @@ def decode_tensor(meta: dict[str, Any], payload: bytes) -> torch.Tensor:
         pos = bitpack.decode_index(int(meta["k"]), unary, rem, int(meta["nnz"]))
         if len(pos) and (pos[-1] >= n or pos[0] < 0):
             raise ValueError("sparse index points outside the tensor")
-    values = _decode_values(meta, parts, dtype, pos, shape)
+    values = _decode_values(meta, parts, dtype, pos, shape, grid_out if grid_out is not None else [])
     if pos is None:
         return values.reshape(shape)
     out = torch.zeros(n, dtype=dtype)
@@ -245,7 +248,7 @@ def decode_tensor(meta: dict[str, Any], payload: bytes) -> torch.Tensor:
 
 
 def _decode_values(meta: dict[str, Any], parts: list[bytes], dtype: torch.dtype, pos: np.ndarray | None,
-                   shape: list[int]) -> torch.Tensor:
+                   shape: list[int], grid_out: list[LinearGrid]) -> torch.Tensor:
     enc = meta["enc"]
     count = math.prod(shape) if pos is None else len(pos)
     if enc in ("dense", "sparse"):
@@ -278,6 +281,7 @@ def _decode_values(meta: dict[str, Any], parts: list[bytes], dtype: torch.dtype,
         codes = torch.from_numpy(bitpack.unpack(codes_raw, stride, count).astype(np.int32))
         if count and int(codes.max()) >= 2 ** bits:
             raise ValueError(f"code outside the {bits}-bit range")
+        grid_out.append(grid)
         if pos is None:
             return grid.dequantize(codes.reshape(shape)).to(dtype)
         return _dequantize_sparse(grid, codes, pos, shape).to(dtype)

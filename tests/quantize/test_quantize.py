@@ -95,3 +95,13 @@ def test_prune_after_kmeans_is_refused(tmp_path):
 
     with pytest.raises(UnsupportedError, match="before the quantize stage"):
         _run(tmp_path, {"quantize": {"bits": 2, "method": "kmeans"}}, {"prune": {"rate": 50}})
+
+
+def test_loaded_artifact_keeps_its_grids_so_sizes_stay_honest(tmp_path):
+    result = _run(tmp_path, {"quantize": {"bits": 4}})
+    raw = tiny_recipe(tmp_path)
+    raw["model"]["checkpoint"], raw["pipeline"] = str(result.output), ["evaluate"]
+    again = compress.run(compress.load_recipe(raw), write=False)
+    assert set(again.state.grids) == set(result.state.grids)
+    assert again.report.rows[0].size_bytes <= 1.05 * result.report.final.size_bytes
+    assert again.report.rows[0].accuracy == result.report.final.accuracy
