@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import io
 import tempfile
 import time
 from pathlib import Path
@@ -22,22 +21,17 @@ import compress
 from common import mnist_recipe, paired_latency
 from compress.layers import count_macs
 from compress.models import build_model
+from compress.pipeline import fp32_state_dict_bytes
 
 TRAIN = {"lenet-300-100": {"epochs": 8, "batch_size": 128, "optimizer": "adamw", "lr": 0.002, "weight_decay": 1e-4},
          "mnist-cnn": {"epochs": 3, "batch_size": 64, "optimizer": "adamw", "lr": 0.002, "weight_decay": 1e-4}}
-
-
-def fp32_file_bytes(model: torch.nn.Module) -> int:
-    buf = io.BytesIO()
-    torch.save({k: v.float() for k, v in model.state_dict().items()}, buf)
-    return buf.tell()
 
 
 def baseline(model: str, root: str, work: Path) -> tuple[Path, Any]:
     start = time.perf_counter()
     res = compress.run(mnist_recipe(model, root, work / f"{model}-base", [{"train": TRAIN[model]}, "evaluate"]))
     print(f"[{model}] baseline {res.report.final.accuracy:.2f} % in {time.perf_counter() - start:.0f} s; "
-          f"fp32 state_dict {fp32_file_bytes(res.model):,} B")
+          f"fp32 state_dict {fp32_state_dict_bytes(res.model):,} B")
     return res.output, res
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.errors import EXIT_CONSTRAINT, err_console
-from cli.render import RichProgress, out_console, print_report
+from cli.render import RichProgress, out_console, report_view
 from compress.artifact import write_atomic
 from compress.pipeline import RunResult, run
 from compress.recipe import Recipe, apply_override, load_recipe, read_yaml
@@ -68,13 +68,7 @@ def build_recipe(path: Path | None, sets: list[str] | None, *, checkpoint: Path 
 def execute(recipe: Recipe, *, quiet: bool, json_path: Path | None, write: bool = True) -> RunResult:
     """Run with progress, print the table, write JSON; exit 3 when the accuracy constraint fails."""
     result = run(recipe, progress=RichProgress.for_cli(quiet), write=write)
-    data = result.report.to_dict()
-    if json_path is not None and str(json_path) == "-":
-        typer.echo(json.dumps(data, indent=2))
-    else:
-        print_report(result.report, out_console())
-        if json_path is not None:
-            write_atomic(json_path, json.dumps(data, indent=2).encode())
+    emit(report_view(result.report), result.report.to_dict(), json_path)
     if result.report.constraint is not None and not result.report.constraint.met:
         raise typer.Exit(EXIT_CONSTRAINT)
     return result

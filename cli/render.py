@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -18,12 +18,17 @@ def out_console() -> Console:
     return Console(highlight=False, width=None if probe.is_terminal else 160)
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+def _scaled(n: float, units: tuple[str, ...], sep: str) -> str:
+    """``n`` in steps of 1000 with the first unit that keeps it below 1000 (whole numbers unscaled)."""
+    for i, unit in enumerate(units):
+        if abs(n) < 1000 or i == len(units) - 1:
+            return f"{n:,.0f}{sep}{unit}".rstrip() if i == 0 else f"{n:,.1f}{sep}{unit}"
         n /= 1000
-    return f"{n} B"
+    raise AssertionError("unreachable")
+
+
+def human_bytes(n: float) -> str:
+    return _scaled(n, ("B", "KB", "MB", "GB"), " ")
 
 
 def report_table(report: Report) -> Table:
@@ -40,11 +45,7 @@ def report_table(report: Report) -> Table:
 
 
 def human_count(n: float) -> str:
-    for unit in ("", "K", "M", "G"):
-        if abs(n) < 1000 or unit == "G":
-            return f"{n:,.0f}" if not unit else f"{n:,.1f}{unit}"
-        n /= 1000
-    return str(n)
+    return _scaled(n, ("", "K", "M", "G"), "")
 
 
 def layer_table(report: Report) -> Table:
@@ -73,21 +74,21 @@ def search_table(report: Report) -> Table:
     return table
 
 
-def print_report(report: Report, console: Console) -> None:
-    if report.search:
-        console.print(search_table(report))
-    console.print(report_table(report))
+def report_view(report: Report) -> Group:
+    """Everything printed after a run: search trace, states, layers, output, notes, verdict."""
+    parts: list[Any] = [search_table(report)] if report.search else []
+    parts.append(report_table(report))
     if report.layers:
-        console.print(layer_table(report))
+        parts.append(layer_table(report))
     if report.output:
-        console.print(f"wrote {report.output} ({human_bytes(report.final.size_bytes)}, "
-                      f"ratio {report.final.ratio:.1f}× vs the baseline fp32 state_dict)")
-    for note in report.notes:
-        console.print(f"note: {note}")
+        parts.append(f"wrote {report.output} ({human_bytes(report.final.size_bytes)}, "
+                     f"ratio {report.final.ratio:.1f}× vs the baseline fp32 state_dict)")
+    parts.extend(f"note: {note}" for note in report.notes)
     c = report.constraint
     if c is not None:
         verdict = "[green]met[/green]" if c.met else "[red]VIOLATED[/red]"
-        console.print(f"accuracy constraint: drop {c.drop:.2f} pp ≤ {c.max_accuracy_drop:.2f} pp: {verdict}")
+        parts.append(f"accuracy constraint: drop {c.drop:.2f} pp ≤ {c.max_accuracy_drop:.2f} pp: {verdict}")
+    return Group(*parts)
 
 
 def inspect_table(rows: list[dict[str, Any]], title: str) -> Table:

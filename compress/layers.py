@@ -1,9 +1,9 @@
 """Per-layer facts for the report: shapes, non-zeros, multiply-accumulates."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import fnmatch
+import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -66,10 +66,8 @@ def layer_stats(before: dict[str, tuple[str, list[int], int]], model: nn.Module,
     stats = []
     for name, (kind, shape0, _) in before.items():
         _, shape, nonzero = now.get(name, (kind, [0], 0))
-        numel = 1
-        for d in shape0:
-            numel *= d
-        stats.append(LayerStat(name, kind, shape0, shape, numel, nonzero, (bits or {}).get(f"{name}.weight", 32.0)))
+        stats.append(LayerStat(name, kind, shape0, shape, math.prod(shape0), nonzero,
+                               (bits or {}).get(f"{name}.weight", 32.0)))
     return stats
 
 

@@ -16,13 +16,12 @@ import torch.nn.functional as F
 from compress.context import RunContext
 from compress.data import Dataset, iter_batches
 from compress.errors import InputError, UnsupportedError
-from compress.layers import matches
+from compress.layers import WEIGHTED, matches
 from compress.recipe.schema import PruneConfig
 
 # Module types whose own parameters torch-pruning knows how to slice.
 _KNOWN = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
           nn.modules.instancenorm._InstanceNorm, nn.PReLU, nn.Embedding, nn.MultiheadAttention, nn.LSTM)
-_ROOTS = (nn.modules.conv._ConvNd, nn.Linear)
 
 
 def _tp() -> Any:
@@ -55,7 +54,7 @@ def output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
     """Layers whose output is the model's output (the classifier): their outputs are the classes."""
     seen: dict[int, nn.Module] = {}
     handles = [m.register_forward_hook(lambda mod, _i, out: seen.__setitem__(id(out), mod))
-               for m in model.modules() if isinstance(m, _ROOTS)]
+               for m in model.modules() if isinstance(m, WEIGHTED)]
     try:
         with torch.no_grad():
             out = model(example)
@@ -64,7 +63,7 @@ def output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
             h.remove()
     if id(out) in seen:
         return [seen[id(out)]]
-    roots = [m for m in model.modules() if isinstance(m, _ROOTS)]
+    roots = [m for m in model.modules() if isinstance(m, WEIGHTED)]
     return roots[-1:]
 
 
@@ -85,7 +84,7 @@ def build_pruner(model: nn.Module, cfg: PruneConfig, example: torch.Tensor, ctx:
     tp = _tp()
     check_supported(model, cfg.skip)
     ignored = [m for n, m in model.named_modules() if n and matches(n, cfg.skip)] + output_layers(model, example)
-    roots = [m for n, m in model.named_modules() if isinstance(m, _ROOTS) and m not in ignored]
+    roots = [m for n, m in model.named_modules() if isinstance(m, WEIGHTED) and m not in ignored]
     if not roots:
         raise InputError("no prunable layer left for channel pruning (the classifier is always kept)",
                          "check prune.skip against the model's module names (modelzip inspect shows them)")
