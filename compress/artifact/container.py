@@ -6,8 +6,10 @@ a SHA-256 over manifest and payload, so truncation and bit flips are caught.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import lzma
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from compress.errors import ArtifactError, CheckpointError
 FORMAT = "modelzip"
 FORMAT_VERSION = 1
 _META_KEY = "modelzip"
+_INFO_KEY = "info.xz.b85"  # recipe and report: JSON, LZMA-compressed, base85 text
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,11 @@ def assemble(encoded: tuple[dict[str, Any], dict[str, bytes]], spec: ModelSpec, 
     out here in a single join so that writing costs one copy of the payload.
     """
     metas, payloads = encoded
-    manifest = {"format": FORMAT, "version": FORMAT_VERSION, "modelzip": __version__,
-                "model": {"name": spec.name, "kwargs": spec.kwargs}, "tensors": metas,
-                "recipe": recipe, "report": report}
+    manifest: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION, "modelzip": __version__,
+                                "model": {"name": spec.name, "kwargs": spec.kwargs}, "tensors": metas}
+    if recipe is not None or report is not None:  # compressed: a few KB matter next to a 20 KB model
+        info = json.dumps({"recipe": recipe, "report": report}, separators=(",", ":")).encode()
+        manifest[_INFO_KEY] = base64.b85encode(lzma.compress(info, preset=9 | lzma.PRESET_EXTREME)).decode()
     if execute is not None:
         manifest["execute"] = execute
     manifest["sha256"] = _checksum(manifest, payloads)
@@ -140,6 +145,11 @@ def read(path: Path) -> Artifact:
     if manifest.get("sha256") != _checksum(manifest, payloads):
         raise ArtifactError(f"{path}: checksum mismatch: the file is corrupt or was modified",
                             "re-create or re-download it")
+    if _INFO_KEY in manifest:
+        try:
+            manifest.update(json.loads(lzma.decompress(base64.b85decode(manifest.pop(_INFO_KEY)))))
+        except Exception as exc:  # noqa: BLE001 - checksummed, so only a writer bug gets here
+            raise ArtifactError(f"{path}: recipe/report block cannot be decoded ({exc})") from None
     state, grids = {}, {}
     for name, meta in manifest["tensors"].items():
         try:

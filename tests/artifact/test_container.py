@@ -116,3 +116,17 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         artifact.write_atomic(path, b"new")
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_recipe_and_report_round_trip_compressed(tmp_path):
+    model = build_model("lenet-300-100", {})
+    report = {"rows": [{"stage": "train", "accuracy": 98.5, "notes": "x" * 2000}], "notes": ["a", "b"]}
+    recipe = {"model": {"name": "lenet-300-100"}, "pipeline": [{"train": {"epochs": 3}}]}
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    plain = artifact.to_bytes(state, ModelSpec("lenet-300-100"))
+    full = artifact.to_bytes(state, ModelSpec("lenet-300-100"), recipe=recipe, report=report)
+    assert len(full) - len(plain) < 600  # 2 KB of repetitive JSON costs a few hundred bytes
+    path = tmp_path / "m.mzip"
+    artifact.write_atomic(path, full)
+    art = artifact.read(path)
+    assert art.manifest["report"] == report and art.manifest["recipe"] == recipe
