@@ -12,7 +12,7 @@ def _training_stage(label: str) -> None:
     def handler(state: PipelineState, cfg: Schema) -> None:
         if not isinstance(cfg, TrainConfig):
             raise TypeError(f"{label} stage got {type(cfg).__name__}")
-        fit(state.model, state.data, cfg, state.ctx, label=label, hooks=state.hooks)
+        fit(state.model, state.data, cfg, state.ctx, label=label, hooks=state.hooks, teacher=state.teacher)
 
     STAGES.register(label)(handler)
 

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from compress.context import RunContext
 from compress.data import Dataset, iter_batches
-from compress.recipe.schema import TrainConfig
+from compress.errors import InputError
+from compress.recipe.schema import FinetuneConfig, TrainConfig
 
 _REPORT_EVERY = 10  # steps between progress updates (each costs a device sync)
 
@@ -70,9 +71,24 @@ def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch:
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def distillation_loss(logits: torch.Tensor, teacher: nn.Module, x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton et al.'s soft-target loss: T² · KL(teacher ‖ student) at temperature T."""
+    with torch.no_grad():
+        target = F.log_softmax(teacher(x) / temperature, dim=1)
+    student = F.log_softmax(logits / temperature, dim=1)
+    return F.kl_div(student, target, log_target=True, reduction="batchmean") * temperature ** 2
+
+
 def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
-        label: str = "train", hooks: Sequence[TrainHook] = ()) -> FitResult:
-    """Train ``model`` in place for ``cfg.epochs`` on ``data.train``; hooks keep invariants."""
+        label: str = "train", hooks: Sequence[TrainHook] = (), teacher: nn.Module | None = None) -> FitResult:
+    """Train ``model`` in place for ``cfg.epochs`` on ``data.train``; hooks keep invariants.
+
+    With a fine-tuning ``cfg.distill`` > 0, ``teacher``'s softened outputs join the labels as targets.
+    """
+    distill = cfg.distill if isinstance(cfg, FinetuneConfig) else 0.0
+    if distill > 0 and teacher is None:
+        raise InputError("finetune.distill needs the uncompressed model as teacher, and there is none here",
+                         "use distill in a finetune that follows a prune or quantize stage")
     model.to(ctx.device).train()
     opt = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
@@ -92,6 +108,8 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
             opt.zero_grad(set_to_none=True)
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if distill > 0 and teacher is not None:
+                loss = (1 - distill) * loss + distill * distillation_loss(logits, teacher, x, cfg.temperature)
             loss.backward()
             for hook in hooks:
                 hook.after_backward(model)

@@ -51,3 +51,32 @@ def test_schedules():
             opt.step()
             sched.step()
         assert abs(opt.param_groups[0]["lr"] - expect_end) < 0.05, kind
+
+
+def _agreement(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((a(x).argmax(1) == b(x).argmax(1)).float().mean())
+
+
+def test_distillation_pulls_the_student_towards_its_teacher():
+    import pytest
+
+    from compress.errors import InputError
+    from compress.recipe import FinetuneConfig
+
+    data = load_dataset(DataConfig(name="digits"))
+    teacher = train_once(0).eval()
+    # a teacher with permuted classes: only the distillation loss can teach that mapping
+    perm = torch.roll(torch.arange(10), 1)
+    with torch.no_grad():
+        last = teacher[-1]
+        last.weight.copy_(last.weight[perm.argsort()])
+        last.bias.copy_(last.bias[perm.argsort()])
+    ctx = RunContext(torch.device("cpu"), 0)
+    cfg = FinetuneConfig(epochs=2, batch_size=64, lr=0.003, distill=1.0, temperature=2.0)
+    torch.manual_seed(0)
+    student = build_model("lenet-300-100", {})
+    fit(student, data, cfg, ctx, teacher=teacher)
+    assert _agreement(student.eval(), teacher, data.test.x) > 0.9
+    with pytest.raises(InputError, match="needs the uncompressed model as teacher"):
+        fit(student, data, cfg, ctx)
