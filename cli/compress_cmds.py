@@ -13,7 +13,10 @@ from cli.errors import guarded
 FinetuneOpt = Annotated[int | None, typer.Option("--finetune-epochs", help="Fine-tuning epochs after the stage "
                                                  "(0 = none; default: the recipe's finetune stage).")]
 MaxDropOpt = Annotated[float | None, typer.Option("--max-drop", help="Accuracy budget in pp (exit 3 if exceeded); "
-                                                  "prune without --rate searches the highest rate within it.")]
+                                                  "prune without --rate searches the highest rate within it, "
+                                                  "quantize without --bits the fewest bits per layer.")]
+AllocationOpt = Annotated[str | None, typer.Option("--allocation", help="uniform | sensitivity (per-layer amounts "
+                                                   "from an eval-only sensitivity scan)")]
 
 
 def compression_pipeline(stage: str, options: dict[str, Any], finetune_epochs: int | None,
@@ -50,20 +53,21 @@ def prune_cmd(ctx: typer.Context,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="Module name pattern left dense.")] = None,
     min_rate: Annotated[float | None, typer.Option("--min-rate", help="With --max-drop and no --rate: the "
                                                    "lowest rate the search may return.")] = None,
-    finetune_epochs: FinetuneOpt = None, max_drop: MaxDropOpt = None,
+    allocation: AllocationOpt = None, finetune_epochs: FinetuneOpt = None, max_drop: MaxDropOpt = None,
     recipe: RecipeOpt = None, sets: SetOpt = None, checkpoint: CheckpointOpt = None, output: OutputOpt = None,
     device: DeviceOpt = None, json_path: JsonOpt = None, quiet: QuietOpt = False, trust: TrustOpt = False,
 ) -> None:
     """Prune a model: train it per the recipe (or load --checkpoint), prune, fine-tune, evaluate."""
     options = {"rate": rate, "method": method, "granularity": granularity, "scope": scope,
-               "schedule": schedule, "skip": skip, "min_rate": min_rate}
+               "schedule": schedule, "skip": skip, "min_rate": min_rate, "allocation": allocation}
     _run_compression("prune", options, finetune_epochs, max_drop, recipe, sets, checkpoint, output, device,
                      json_path, quiet, trust)
 
 
 @guarded
 def quantize_cmd(ctx: typer.Context, 
-    bits: Annotated[int | None, typer.Option("--bits", help="1–8, or 16 for fp16.")] = None,
+    bits: Annotated[int | None, typer.Option("--bits", help="1–8, or 16 for fp16 (with --allocation sensitivity: "
+                                             "the mean). Omit with --max-drop to search.")] = None,
     method: Annotated[str | None, typer.Option("--method", help="linear | kmeans")] = None,
     granularity: Annotated[str | None, typer.Option("--granularity", help="channel | tensor")] = None,
     execute_as: Annotated[str | None, typer.Option("--execute", help="float (decode to float, runs anywhere) | "
@@ -71,13 +75,13 @@ def quantize_cmd(ctx: typer.Context,
     observer: Annotated[str | None, typer.Option("--observer", help="int8 activation calibration: "
                                                  "minmax | histogram | percentile")] = None,
     range_: Annotated[str | None, typer.Option("--range", help="linear grid range: minmax | mse")] = None,
-    finetune_epochs: FinetuneOpt = None, max_drop: MaxDropOpt = None,
+    allocation: AllocationOpt = None, finetune_epochs: FinetuneOpt = None, max_drop: MaxDropOpt = None,
     recipe: RecipeOpt = None, sets: SetOpt = None, checkpoint: CheckpointOpt = None, output: OutputOpt = None,
     device: DeviceOpt = None, json_path: JsonOpt = None, quiet: QuietOpt = False, trust: TrustOpt = False,
 ) -> None:
     """Quantize weights: train per the recipe (or load --checkpoint), quantize, fine-tune, evaluate."""
     options = {"bits": bits, "method": method, "granularity": granularity, "execute": execute_as,
-               "observer": observer, "range": range_}
+               "observer": observer, "range": range_, "allocation": allocation}
     _run_compression("quantize", options, finetune_epochs, max_drop, recipe, sets, checkpoint, output, device,
                      json_path, quiet, trust)
 

@@ -65,12 +65,17 @@ def layer_table(report: Report) -> Table:
 def search_table(report: Report) -> Table:
     """The budget search's trials: what was tried, what it scored, what it cost."""
     total = sum(t["seconds"] for t in report.search)
+    with_bits = any(t.get("bits") is not None for t in report.search)
     table = Table(title=f"budget search: {len(report.search)} trials, {total:.1f} s")
-    for col in ("#", "phase", "rate %", "top-1 %", "non-zero", "in budget", "seconds"):
+    cols = ["#", "phase", "rate %", *(["mean bits"] if with_bits else []), "top-1 %", "non-zero", "in budget",
+            "seconds"]
+    for col in cols:
         table.add_column(col, justify="left" if col == "phase" else "right", no_wrap=True)
     for i, t in enumerate(report.search, 1):
-        table.add_row(str(i), t["phase"], f"{t['rate']:.2f}", f"{t['accuracy']:.2f}", f"{t['nonzero']:,}",
-                      "yes" if t["met"] else "no", f"{t['seconds']:.1f}")
+        bits = [("fp32" if t["bits"] == 32 else f"{t['bits']:.2f}") if t.get("bits") is not None else "—"]
+        verdict = "—" if t["phase"] == "scan" else "yes" if t["met"] else "no"
+        table.add_row(str(i), t["phase"], f"{t['rate']:.2f}", *(bits if with_bits else []), f"{t['accuracy']:.2f}",
+                      f"{t['nonzero']:,}", verdict, f"{t['seconds']:.1f}")
     return table
 
 

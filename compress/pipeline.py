@@ -1,6 +1,7 @@
 """Runs a recipe: build/load the model, run each stage, measure each state, write the artifact."""
 from __future__ import annotations
 
+import copy
 import io
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from compress.errors import InputError
 from compress.evaluate import evaluate, measure_latency
 from compress.layers import count_macs, layer_stats, weight_shapes
 from compress.models import build_model, load_state, read_checkpoint, resolve_kwargs
-from compress.recipe.schema import EvaluateConfig, QuantizeConfig, Recipe, Schema
+from compress.recipe.schema import EvaluateConfig, FinetuneConfig, PruneConfig, QuantizeConfig, Recipe, Schema, Stage
 from compress.registry import Registry
 from compress.report import Report, Row
 from compress.training import TrainHook
@@ -51,6 +52,7 @@ class PipelineState:
     execute: dict[str, Any] | None = None  # the runtime's plan, stored in the artifact
     budget: Budget | None = None  # set for compression stages when the recipe has an accuracy budget
     search: list[dict[str, Any]] = field(default_factory=list)  # the trials of a budget search
+    teacher: nn.Module | None = None  # the model before compression, when a fine-tuning distills from it
     hooks: list[TrainHook] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -102,10 +104,10 @@ def _run_stages(recipe: Recipe, state: PipelineState, report: Report) -> int:
     for i, stage in enumerate(recipe.pipeline):
         if i == first_compression:
             baseline, before = len(report.rows) - 1, weight_shapes(state.model)
-            drop = recipe.constraints.max_accuracy_drop
-            if drop is not None and report.rows:
-                base = report.rows[-1]
-                state.budget = Budget(base.accuracy - drop, base.split)
+            if any(_distills(s) for s in recipe.pipeline[i:]):
+                state.teacher = copy.deepcopy(state.model).eval().requires_grad_(False)
+        if first_compression is not None and i >= first_compression and report.rows:
+            state.budget = stage_budget(recipe, i, report.rows[max(baseline, 0)])
         if stage.kind == "evaluate":  # re-measure the current state with this stage's settings
             cfg = stage.config
             if not isinstance(cfg, EvaluateConfig):
@@ -123,6 +125,35 @@ def _run_stages(recipe: Recipe, state: PipelineState, report: Report) -> int:
     if before is not None:
         report.layers = layer_stats(before, state.model, state.bits)
     return max(baseline, 0) if first_compression is not None else 0
+
+
+def _distills(stage: Stage) -> bool:
+    cfg = stage.config
+    ft = cfg.finetune if isinstance(cfg, PruneConfig) else cfg
+    return isinstance(ft, FinetuneConfig) and ft.distill > 0
+
+
+def searches(stage: Stage) -> bool:
+    """True for a compression stage that leaves its amount to a budget search (no rate / no bits)."""
+    cfg = stage.config
+    return (isinstance(cfg, PruneConfig) and cfg.rate is None) or (isinstance(cfg, QuantizeConfig) and cfg.bits is None)
+
+
+def stage_budget(recipe: Recipe, index: int, base: Row) -> Budget | None:
+    """The accuracy floor stage ``index`` may search down to.
+
+    A prune search followed by a quantize search (the joint search) gets ``prune_share`` of the
+    drop; the quantize search then measures against the full floor, so whatever the pruning left
+    unused is the quantizer's to spend.
+    """
+    drop = recipe.constraints.max_accuracy_drop
+    if drop is None:
+        return None
+    stage = recipe.pipeline[index]
+    later = recipe.pipeline[index + 1:]
+    if stage.kind == "prune" and searches(stage) and any(s.kind == "quantize" and searches(s) for s in later):
+        drop *= recipe.constraints.prune_share
+    return Budget(base.accuracy - drop, base.split)
 
 
 def _to_int8(state: PipelineState, cfg: QuantizeConfig) -> Row:

@@ -30,6 +30,19 @@ class Row:
 
 
 @dataclass
+class Trial:
+    """One evaluated candidate of a budget search."""
+
+    phase: str  # probe | climb | bisect (pruning rate) | bits (bit allocation)
+    rate: float  # % of prunable weights removed
+    accuracy: float
+    nonzero: int
+    met: bool
+    seconds: float  # wall time spent on this trial (pruning, fine-tuning, evaluation)
+    bits: float | None = None  # weighted mean bit width of the quantized weights (bits search)
+
+
+@dataclass
 class Constraint:
     max_accuracy_drop: float
     drop: float

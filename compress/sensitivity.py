@@ -4,6 +4,7 @@ Evaluation only — no training — so it is cheap, and it tells where compressi
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from compress.context import RunContext
-from compress.data import Split
+from compress.data import Dataset, Split
 from compress import plotting
 from compress.evaluate import evaluate
 from compress.layers import weight_params
@@ -19,34 +20,77 @@ from compress.prune.masks import keep_top
 from compress.quantize import linear
 
 
+_CALIBRATION_SAMPLES = 5000
+
+
+def calibration_split(data: Dataset, limit: int = _CALIBRATION_SAMPLES) -> Split:
+    """What allocation is measured on: the validation split if there is one, else the first
+    ``limit`` training samples — never the test set the result is judged on."""
+    if data.val is not None:
+        return data.val
+    return Split(data.train.x[:limit], data.train.y[:limit])
+
+
+Projection = Callable[[torch.Tensor, int], torch.Tensor]  # (weights, bits) → weights on a bits-bit grid
+
+
+def linear_projection(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per-channel symmetric min-max grid: the default quantizer of a sensitivity scan."""
+    return linear.project(w, linear.fit_grid(w, bits))
+
+
 @dataclass
 class Sensitivity:
-    """``prune[layer][rate]`` and ``bits[layer][b]``: top-1 % with only that layer compressed."""
+    """``prune[layer][rate]`` and ``bits[layer][b]``: top-1 % with only that layer compressed.
+
+    The ``*_loss`` tables hold the matching cross-entropy losses: a finer signal than top-1 on
+    a small calibration set, which is what adaptive allocation uses.
+    """
 
     baseline: float
     prune: dict[str, dict[float, float]] = field(default_factory=dict)
     bits: dict[str, dict[int, float]] = field(default_factory=dict)
     params: dict[str, int] = field(default_factory=dict)  # weights per layer
+    baseline_loss: float = 0.0
+    prune_loss: dict[str, dict[float, float]] = field(default_factory=dict)
+    bits_loss: dict[str, dict[int, float]] = field(default_factory=dict)
+
+    def prune_costs(self) -> dict[str, dict[float, float]]:
+        """Loss increase per layer and rate."""
+        return {k: {r: v - self.baseline_loss for r, v in c.items()} for k, c in self.prune_loss.items()}
+
+    def bits_costs(self) -> dict[str, dict[int, float]]:
+        """Loss increase per layer and bit width."""
+        return {k: {b: v - self.baseline_loss for b, v in c.items()} for k, c in self.bits_loss.items()}
 
 
 @torch.no_grad()
 def measure(model: nn.Module, split: Split, ctx: RunContext, *, rates: list[float], bits: list[int],
-            skip: list[str] | None = None, batch_size: int = 1000) -> Sensitivity:
-    """Accuracy on ``split`` with each Linear/Conv weight pruned (magnitude) or quantized alone."""
-    def acc() -> float:
-        return evaluate(model, split, batch_size, ctx.device).accuracy
+            skip: list[str] | None = None, batch_size: int = 1000, scores: dict[str, torch.Tensor] | None = None,
+            project: Projection = linear_projection, layers: dict[str, nn.Parameter] | None = None) -> Sensitivity:
+    """Accuracy on ``split`` with each Linear/Conv weight pruned or quantized alone.
 
-    params = weight_params(model, skip or [])
-    result = Sensitivity(acc(), params={n.removesuffix(".weight"): p.numel() for n, p in params.items()})
+    ``layers`` (default: every Linear/Conv weight not matching ``skip``) are scanned; ``scores``
+    rank weights for pruning (default: magnitude); ``project`` quantizes.
+    """
+    def run() -> tuple[float, float]:
+        res = evaluate(model, split, batch_size, ctx.device)
+        return res.accuracy, res.loss
+
+    params = layers if layers is not None else weight_params(model, skip or [])
+    acc, loss = run()
+    result = Sensitivity(acc, params={n.removesuffix(".weight"): p.numel() for n, p in params.items()},
+                         baseline_loss=loss)
     for name, p in params.items():
         layer, original = name.removesuffix(".weight"), p.detach().clone()
+        score = scores[name] if scores is not None else original.abs()
         for rate in rates:
-            p.mul_(keep_top(original.abs().flatten(), rate).view_as(p))
-            result.prune.setdefault(layer, {})[rate] = acc()
+            p.mul_(keep_top(score.flatten(), rate).view_as(p))
+            result.prune.setdefault(layer, {})[rate], result.prune_loss.setdefault(layer, {})[rate] = run()
             p.copy_(original)
         for b in bits:
-            p.copy_(linear.project(original, linear.fit_grid(original, b)))
-            result.bits.setdefault(layer, {})[b] = acc()
+            p.copy_(project(original, b))
+            result.bits.setdefault(layer, {})[b], result.bits_loss.setdefault(layer, {})[b] = run()
             p.copy_(original)
     return result
 

@@ -8,6 +8,8 @@ from compress.errors import InputError
 from compress.layers import per_layer, weight_params
 from compress.training import TrainHook
 
+MAX_RATE = 99.5  # the highest rate an allocation or a budget search may give
+
 
 def prunable_params(model: nn.Module, skip: list[str]) -> dict[str, nn.Parameter]:
     """Weights of Linear/Conv layers whose module name matches no ``skip`` pattern."""

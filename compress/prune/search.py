@@ -12,37 +12,25 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
 from compress.evaluate import evaluate
-from compress.prune.masks import MaskHook
+from compress.prune.masks import MAX_RATE, MaskHook
 from compress.prune.schedules import GradualHook, MaskFn
 from compress.recipe.schema import FinetuneConfig, PruneConfig
+from compress.report import Trial
 from compress.training import fit
 
 if TYPE_CHECKING:
     from compress.pipeline import Budget, PipelineState
 
-_MAX_RATE = 99.5
 _PROBE_STEPS = 7
 _BISECT_STEPS = 3
 _MISSES = 3  # consecutive failed checks that end the climb
-
-
-@dataclass
-class Trial:
-    """One evaluated candidate of the search."""
-
-    phase: str  # probe | climb | bisect
-    rate: float
-    accuracy: float
-    nonzero: int
-    met: bool
-    seconds: float  # wall time spent on this trial (pruning, fine-tuning, evaluation)
 
 
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -61,7 +49,7 @@ def probe(state: PipelineState, params: dict[str, nn.Parameter], mask_fn: MaskFn
           low: float, trials: list[Trial]) -> float:
     """Bisection without fine-tuning: the highest rate ≥ ``low`` still inside the budget (else ``low``)."""
     dense = _snapshot(state.model)
-    lo, hi = low, _MAX_RATE
+    lo, hi = low, MAX_RATE
     for _ in range(_PROBE_STEPS):
         mid = (lo + hi) / 2
         start = time.perf_counter()
@@ -79,7 +67,7 @@ class ClimbHook(GradualHook):
 
     def __init__(self, state: PipelineState, params: dict[str, nn.Parameter], mask_fn: MaskFn, start: float,
                  cfg: PruneConfig, budget: Budget, trials: list[Trial]) -> None:
-        super().__init__(params, mask_fn, _MAX_RATE, cfg.update_every, cfg.ramp)
+        super().__init__(params, mask_fn, MAX_RATE, cfg.update_every, cfg.ramp)
         self.state, self.budget, self.trials, self.start = state, budget, trials, start
         self.best: tuple[float, dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
         self.misses, self.clock = 0, time.perf_counter()
@@ -122,7 +110,8 @@ def search(state: PipelineState, cfg: PruneConfig, params: dict[str, nn.Paramete
     start_rate = probe(state, params, mask_fn, budget, cfg.min_rate, trials)
     climb = ClimbHook(state, params, mask_fn, start_rate, cfg, budget, trials)
     climb.set_rate(start_rate, 0)
-    fit(state.model, state.data, ft, state.ctx, label="budget search: climb", hooks=[*state.hooks, climb])
+    fit(state.model, state.data, ft, state.ctx, label="budget search: climb", hooks=[*state.hooks, climb],
+        teacher=state.teacher)
     short = ft.model_copy(update={"epochs": max(1, ft.epochs // 2)})
     if climb.best is None:  # nothing was inside the budget: least damage is the lowest allowed rate, fine-tuned
         state.model.load_state_dict(dense)
@@ -133,7 +122,7 @@ def search(state: PipelineState, cfg: PruneConfig, params: dict[str, nn.Paramete
     state.model.load_state_dict(weights)
     hook = MaskHook(params, masks)
     hook.apply()
-    state.search = [asdict(t) for t in trials]
+    state.search.extend(asdict(t) for t in trials)
     state.notes.append(f"budget search: {len(trials)} trials, {sum(t.seconds for t in trials):.1f} s, "
                        f"chose rate {rate:.2f}% (probe without fine-tuning: {start_rate:.2f}%)")
     return hook
@@ -155,7 +144,8 @@ def _bisect(state: PipelineState, params: dict[str, nn.Parameter], mask_fn: Mask
         state.model.load_state_dict(kept[1])
         hook = MaskHook(params, mask_fn(mid))
         hook.apply()
-        fit(state.model, state.data, ft, state.ctx, label=f"budget search: {mid:.1f}%", hooks=[*state.hooks, hook])
+        fit(state.model, state.data, ft, state.ctx, label=f"budget search: {mid:.1f}%", hooks=[*state.hooks, hook],
+            teacher=state.teacher)
         acc = _accuracy(state, budget)
         met = acc >= budget.floor
         trials.append(Trial("bisect", round(mid, 3), acc, _nonzero(params), met, round(time.perf_counter() - begin, 3)))

@@ -33,16 +33,14 @@ METHODS: Registry[Handler] = Registry("quantization method")
 
 def apply(state: PipelineState, cfg: QuantizeConfig) -> None:
     """Quantize ``state.model``'s weights per ``cfg``; grids and bits go to ``state``."""
-    if cfg.bits is None:
-        raise InputError("quantize: no bit width given", "pass --bits N (1–8, or 16 for fp16) or set quantize.bits")
+    if cfg.bits is None and state.budget is None:
+        raise InputError("quantize: no bit width given", "pass --bits N (1–8, or 16 for fp16) or set quantize.bits, "
+                         "or give an accuracy budget (--max-drop) to search for the fewest bits per layer")
     params = weight_params(state.model, cfg.skip)
     if not params:
         raise InputError("no Linear/Conv weight left to quantize after skip patterns",
                          "check quantize.skip against the model's module names (modelzip inspect shows them)")
-    bits = {n: int(per_layer(n, cfg.bits, cfg.layer_bits)) for n in params}
-    bad = sorted({b for b in bits.values() if not (1 <= b <= 8 or b == 16)})
-    if bad:
-        raise InputError(f"quantize.layer_bits: bit widths {bad} are out of range", "use 1–8, or 16 for fp16")
+    bits = _bit_widths(state, cfg, params)
     half = {n: p for n, p in params.items() if bits[n] == 16}
     if half:
         _fp16(state, half)
@@ -56,6 +54,30 @@ def apply(state: PipelineState, cfg: QuantizeConfig) -> None:
         pick_engine(state.ctx.device)  # fail now, not after fine-tuning
         state.pending_int8 = cfg
     state.notes.append(_summary(cfg, bits))
+
+
+def _bit_widths(state: PipelineState, cfg: QuantizeConfig, params: Params) -> dict[str, int]:
+    """Bits per weight: ``layer_bits`` overrides, then a budget search, a sensitivity allocation or ``bits``."""
+    fixed = {n: int(per_layer(n, -1, cfg.layer_bits)) for n in params}
+    fixed = {n: b for n, b in fixed.items() if b >= 0}
+    bad = sorted({b for b in fixed.values() if not (1 <= b <= 8 or b == 16)})
+    if bad:
+        raise InputError(f"quantize.layer_bits: bit widths {bad} are out of range", "use 1–8, or 16 for fp16")
+    free = {n: p for n, p in params.items() if n not in fixed}
+    if not free:
+        return fixed
+    if cfg.bits is None and state.budget is not None:
+        from compress.quantize.allocate import search
+
+        return {**search(state, cfg, free, fixed, state.budget), **fixed}
+    if cfg.allocation == "sensitivity" and cfg.bits is not None and cfg.bits != 16:
+        from compress.quantize.allocate import allocate
+
+        chosen = allocate(state, cfg, free, cfg.bits)
+        state.notes.append("sensitivity allocation: " + ", ".join(f"{n.removesuffix('.weight')} {b} bits"
+                                                                    for n, b in chosen.items()))
+        return {**chosen, **fixed}
+    return {**dict.fromkeys(free, int(cfg.bits or 8)), **fixed}
 
 
 def _summary(cfg: QuantizeConfig, bits: dict[str, int]) -> str:

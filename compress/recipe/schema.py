@@ -75,6 +75,9 @@ class FinetuneConfig(TrainConfig):
 
     epochs: int = Field(2, gt=0)
     lr: float = Field(1e-4, gt=0)
+    distill: float = Field(0.0, ge=0.0, le=1.0, description="weight of the distillation loss towards the "
+                           "model as it was before the first compression stage (0 = labels only)")
+    temperature: float = Field(4.0, gt=0.0, description="softmax temperature of the distillation loss")
 
 
 class PruneConfig(Schema):
@@ -85,6 +88,10 @@ class PruneConfig(Schema):
     method: Literal["magnitude", "random", "taylor"] = "magnitude"
     granularity: Literal["unstructured", "channel"] = "unstructured"
     scope: Literal["global", "layer"] = "global"
+    allocation: Literal["uniform", "sensitivity"] = Field("uniform", description="per-layer rates: 'uniform' "
+                                                          "applies rate per scope; 'sensitivity' gives each layer "
+                                                          "its own rate from a per-layer sensitivity scan, with "
+                                                          "rate as the weighted mean")
     schedule: Literal["oneshot", "iterative", "gradual"] = "oneshot"
     skip: list[str] = Field(default_factory=list, description="module name patterns left dense")
     layer_rates: dict[str, float] = Field(default_factory=dict)
@@ -108,7 +115,10 @@ class PruneConfig(Schema):
 class QuantizeConfig(Schema):
     """Weight quantization (``quantize`` stage)."""
 
-    bits: int | None = Field(None, description="1–8, or 16 for fp16")
+    bits: int | None = Field(None, description="1–8, or 16 for fp16 (with allocation: sensitivity, the "
+                             "weighted mean bit width)")
+    allocation: Literal["uniform", "sensitivity"] = Field("uniform", description="'sensitivity': per-layer "
+                                                          "bits from a sensitivity scan")
     method: Literal["linear", "kmeans"] = "linear"
     granularity: Literal["channel", "tensor"] = "channel"
     symmetric: bool = True
@@ -171,6 +181,8 @@ class Stage(Schema):
 
 class Constraints(Schema):
     max_accuracy_drop: float | None = Field(None, ge=0.0, description="percentage points")
+    prune_share: float = Field(0.5, gt=0.0, le=1.0, description="share of the budget a prune search may use "
+                               "when a later quantize stage searches its bits too")
 
 
 class Recipe(Schema):

@@ -85,3 +85,29 @@ def test_clear_errors(trained_lenet):
         PruneConfig(rate=100)
     with pytest.raises(ValidationError, match="greater than or equal to 0"):
         PruneConfig(rate=-1)
+
+
+def test_sensitivity_allocation_meets_the_rate_with_per_layer_rates(tmp_path):
+    raw = tiny_recipe(tmp_path)
+    raw["pipeline"] = [raw["pipeline"][0], {"prune": {"rate": 80, "allocation": "sensitivity"}}, "evaluate"]
+    result = compress.run(compress.load_recipe(raw))
+    weights = {n: m.weight for n, m in result.model.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))}
+    zeros = {n: float((w == 0).float().mean()) for n, w in weights.items()}
+    total = sum(int((w == 0).sum()) for w in weights.values()) / sum(w.numel() for w in weights.values())
+    assert total == pytest.approx(0.80, abs=0.002)
+    assert max(zeros.values()) - min(zeros.values()) > 0.2  # not uniform
+    assert "sensitivity allocation at 80.0%" in " ".join(result.report.notes)
+    assert result.report.final.accuracy > 50
+
+
+def test_finetune_can_distill_from_the_model_before_compression(tmp_path):
+    raw = tiny_recipe(tmp_path)
+    raw["pipeline"] = [raw["pipeline"][0], {"prune": {"rate": 90}},
+                       {"finetune": {"epochs": 1, "batch_size": 32, "distill": 0.5}}, "evaluate"]
+    result = compress.run(compress.load_recipe(raw))
+    teacher = result.state.teacher
+    assert teacher is not None and not teacher.training
+    dense = sum(int((p != 0).sum()) for p in teacher.parameters())
+    assert dense == result.report.rows[0].nonzero  # the snapshot taken before pruning
+    assert result.report.final.nonzero < 0.2 * dense
+    assert result.report.final.accuracy > 80
