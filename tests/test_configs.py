@@ -21,3 +21,29 @@ def test_config_validates(path):
 
 def test_builtin_is_the_quickstart():
     assert builtin_recipe_path().read_text() == Path("configs/quickstart.yaml").read_text()
+
+
+@pytest.mark.parametrize("name", ["deep_compression_lenet300", "deep_compression_lenet5"])
+def test_deep_compression_recipes_run_end_to_end_on_tiny_mnist(tmp_path, name):
+    import torch
+
+    import compress
+    from compress import artifact
+    from tests.conftest import write_idx
+
+    root = write_idx(tmp_path / "data", n_train=256, n_test=64)
+    recipe = load_recipe(Path("configs") / f"{name}.yaml", overrides=[
+        f"data.root={root}", f"output={tmp_path / 'out'}", "device=cpu", "train.epochs=1",
+        "prune.finetune.epochs=1", "prune.update_every=1", "finetune.epochs=1"])
+    result = compress.run(recipe)
+    rate = recipe.pipeline[1].prune.rate
+    weights = [m.weight for m in result.model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+    assert zeros == pytest.approx(rate / 100, abs=0.005)
+    assert all(torch.unique(w[w != 0]).numel() <= 32 for w in weights)  # 5-bit shared values
+    art = artifact.read(result.output)
+    assert any(m["enc"] == "codebook" and "nnz" in m for m in art.manifest["tensors"].values())
+    assert result.report.final.ratio > 30
+    reloaded = compress.load(result.output)
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.equal(reloaded(x), result.model.cpu().eval()(x))
