@@ -81,8 +81,9 @@ def search(state: PipelineState, cfg: QuantizeConfig, params: Params, fixed: dic
     project = projection(cfg)
     every = {n: p for n, p in state.model.named_parameters() if n in params or n in fixed}
     original = {n: p.detach().clone() for n, p in every.items()}
-    trials = [Trial("scan", 0.0, scan.baseline, sum(int((p != 0).sum()) for p in params.values()), True,
-                    round(time.perf_counter() - begin, 3), bits=32.0)]
+    kept = sum(int((p != 0).sum()) for p in params.values())
+    sparsity = round(100.0 * (1 - kept / max(1, sum(p.numel() for p in params.values()))), 3)  # from pruning
+    trials = [Trial("scan", sparsity, scan.baseline, kept, True, round(time.perf_counter() - begin, 3), bits=32.0)]
 
     def passes(k: int) -> bool:
         start = time.perf_counter()
@@ -94,7 +95,7 @@ def search(state: PipelineState, cfg: QuantizeConfig, params: Params, fixed: dic
         for name, p in every.items():
             p.copy_(original[name])
         met = acc >= budget.floor
-        trials.append(Trial("bits", 0.0, acc, nonzero, met, round(time.perf_counter() - start, 3),
+        trials.append(Trial("bits", sparsity, acc, nonzero, met, round(time.perf_counter() - start, 3),
                             bits=round(allocation.mean_bits(path[k], scan.params), 3)))
         return met
 
