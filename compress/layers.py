@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -47,6 +48,11 @@ class LayerStat:
     def sparsity(self) -> float:
         """Share of the baseline's weights that are gone or zero now."""
         return 1.0 - self.nonzero / self.params_before if self.params_before else 0.0
+
+
+def count_nonzero(tensors: Iterable[torch.Tensor]) -> int:
+    """Non-zero elements over ``tensors``."""
+    return sum(int((t != 0).sum()) for t in tensors)
 
 
 def weight_shapes(model: nn.Module) -> dict[str, tuple[str, list[int], int]]:

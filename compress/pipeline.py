@@ -17,7 +17,7 @@ from compress.context import Progress, RunContext, resolve_device
 from compress.data import Dataset, load_dataset
 from compress.errors import InputError
 from compress.evaluate import evaluate, measure_latency
-from compress.layers import count_macs, layer_stats, weight_shapes
+from compress.layers import count_macs, count_nonzero, layer_stats, weight_shapes
 from compress.models import build_model, load_state, read_checkpoint, resolve_kwargs
 from compress.recipe.schema import EvaluateConfig, FinetuneConfig, PruneConfig, QuantizeConfig, Recipe, Schema, Stage
 from compress.registry import Registry
@@ -198,7 +198,7 @@ def measure(state: PipelineState, label: str, cfg: EvaluateConfig | None = None,
     runner, device = (state.runtime, torch.device("cpu")) if state.runtime is not None else (model, ctx.device)
     res = evaluate(runner, state.data.split(cfg.split), state.eval_batch_size, device)
     params = sum(p.numel() for p in model.parameters())
-    nonzero = sum(int((p != 0).sum()) for p in model.parameters())
+    nonzero = count_nonzero(model.parameters())
     size = len(artifact.to_bytes(cpu_state(model), state.spec, grids=state.grids, execute=state.execute))
     example = state.data.test.x[:cfg.latency_batch_size]
     latency = measure_latency(runner, example, cfg.latency_batch_size, device, repeats=cfg.latency_repeats)

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from compress.evaluate import evaluate
+from compress.layers import count_nonzero
 from compress.prune.masks import MAX_RATE, MaskHook
 from compress.prune.schedules import GradualHook, MaskFn
 from compress.recipe.schema import FinetuneConfig, PruneConfig
@@ -41,10 +42,6 @@ def _accuracy(state: PipelineState, budget: Budget) -> float:
     return evaluate(state.model, state.data.split(budget.split), state.eval_batch_size, state.ctx.device).accuracy
 
 
-def _nonzero(params: dict[str, nn.Parameter]) -> int:
-    return sum(int((p != 0).sum()) for p in params.values())
-
-
 def probe(state: PipelineState, params: dict[str, nn.Parameter], mask_fn: MaskFn, budget: Budget,
           low: float, trials: list[Trial]) -> float:
     """Bisection without fine-tuning: the highest rate ≥ ``low`` still inside the budget (else ``low``)."""
@@ -55,7 +52,7 @@ def probe(state: PipelineState, params: dict[str, nn.Parameter], mask_fn: MaskFn
         start = time.perf_counter()
         MaskHook(params, mask_fn(mid)).apply()
         acc = _accuracy(state, budget)
-        trials.append(Trial("probe", round(mid, 3), acc, _nonzero(params), acc >= budget.floor,
+        trials.append(Trial("probe", round(mid, 3), acc, count_nonzero(params.values()), acc >= budget.floor,
                             round(time.perf_counter() - start, 3)))
         state.model.load_state_dict(dense)
         lo, hi = (mid, hi) if acc >= budget.floor else (lo, mid)
@@ -87,7 +84,7 @@ class ClimbHook(GradualHook):
         model.train()
         met = acc >= self.budget.floor
         now = time.perf_counter()
-        self.trials.append(Trial("climb", round(self.rate, 3), acc, _nonzero(self.params), met,
+        self.trials.append(Trial("climb", round(self.rate, 3), acc, count_nonzero(self.params.values()), met,
                                  round(now - self.clock, 3)))
         self.clock = now
         if met:
@@ -148,7 +145,7 @@ def _bisect(state: PipelineState, params: dict[str, nn.Parameter], mask_fn: Mask
             teacher=state.teacher)
         acc = _accuracy(state, budget)
         met = acc >= budget.floor
-        trials.append(Trial("bisect", round(mid, 3), acc, _nonzero(params), met, round(time.perf_counter() - begin, 3)))
+        trials.append(Trial("bisect", round(mid, 3), acc, count_nonzero(params.values()), met, round(time.perf_counter() - begin, 3)))
         if met or force:
             kept = (mid, _snapshot(state.model), dict(zip(params, (m for _, m in hook.pairs), strict=True)))
             lo = mid

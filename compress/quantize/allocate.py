@@ -15,8 +15,9 @@ import torch.nn as nn
 
 from compress import allocation, sensitivity
 from compress.evaluate import evaluate
+from compress.layers import count_nonzero
 from compress.quantize import linear
-from compress.quantize.kmeans import assign, fit_codebook
+from compress.quantize.kmeans import SharedWeights
 from compress.recipe.schema import QuantizeConfig
 from compress.report import Trial
 
@@ -28,23 +29,18 @@ Params = dict[str, nn.Parameter]
 
 def projection(cfg: QuantizeConfig) -> sensitivity.Projection:
     """``(weights, bits) → weights`` as the stage's method would quantize them (zeros stay zero; 16 = fp16)."""
-    if cfg.method == "kmeans":
-        def kmeans(w: torch.Tensor, bits: int) -> torch.Tensor:
-            if bits == 16:
-                return w.half().to(w.dtype)
-            keep = w != 0
-            book = fit_codebook(w[keep], bits)
-            out = torch.zeros_like(w)
-            out[keep] = book[assign(w[keep].float(), book)].to(w.dtype)
-            return out
-        return kmeans
-
-    def grid(w: torch.Tensor, bits: int) -> torch.Tensor:
-        if bits == 16:
-            return w.half().to(w.dtype)
+    def narrow(w: torch.Tensor, bits: int) -> torch.Tensor:
+        if cfg.method == "kmeans":
+            shared = SharedWeights(nn.Parameter(w.detach().clone()), bits)
+            shared.tie()
+            return shared.param.detach()
         return linear.project(w, linear.fit_grid(w, bits, per_channel=cfg.granularity == "channel",
                                                  symmetric=cfg.symmetric, method=cfg.range))
-    return grid
+
+    def project(w: torch.Tensor, bits: int) -> torch.Tensor:
+        return w.half().to(w.dtype) if bits == 16 else narrow(w, bits)
+
+    return project
 
 
 def widths(cfg: QuantizeConfig) -> list[int]:
@@ -81,7 +77,7 @@ def search(state: PipelineState, cfg: QuantizeConfig, params: Params, fixed: dic
     project = projection(cfg)
     every = {n: p for n, p in state.model.named_parameters() if n in params or n in fixed}
     original = {n: p.detach().clone() for n, p in every.items()}
-    kept = sum(int((p != 0).sum()) for p in params.values())
+    kept = count_nonzero(params.values())
     sparsity = round(100.0 * (1 - kept / max(1, sum(p.numel() for p in params.values()))), 3)  # from pruning
     trials = [Trial("scan", sparsity, scan.baseline, kept, True, round(time.perf_counter() - begin, 3), bits=32.0)]
 
@@ -91,7 +87,7 @@ def search(state: PipelineState, cfg: QuantizeConfig, params: Params, fixed: dic
         for name, p in every.items():
             p.copy_(project(original[name], bits[name]))
         acc = evaluate(state.model, state.data.split(budget.split), state.eval_batch_size, state.ctx.device).accuracy
-        nonzero = sum(int((p != 0).sum()) for p in params.values())
+        nonzero = count_nonzero(params.values())
         for name, p in every.items():
             p.copy_(original[name])
         met = acc >= budget.floor
