@@ -43,8 +43,8 @@ def main() -> None:
         found = compress.run(recipe)
         t_search = time.perf_counter() - start
         for i, t in enumerate(found.report.search, 1):
-            print(f"  {i:>2} {t['phase']:<7} rate {t['rate']:6.2f} %  acc {t['accuracy']:.2f} %  "
-                  f"{'in' if t['met'] else 'out'}  {t['seconds']:.1f} s")
+            print(f"  {i:>2} {t.phase:<7} rate {t.rate:6.2f} %  acc {t.accuracy:.2f} %  "
+                  f"{'in' if t.met else 'out'}  {t.seconds:.1f} s")
         rep = found.report
         sparsity = 1 - rep.final.nonzero / rep.rows[rep.baseline].nonzero
         print(f"search (max drop {args.max_drop} pp): {rep.final.accuracy:.2f} % ({rep.final.delta_pp:+.2f} pp), "

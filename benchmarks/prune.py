@@ -21,7 +21,7 @@ import compress
 from common import mnist_recipe, paired_latency
 from compress.layers import count_macs
 from compress.models import build_model
-from compress.pipeline import fp32_state_dict_bytes
+from compress.measure import fp32_state_dict_bytes
 
 TRAIN = {"lenet-300-100": {"epochs": 8, "batch_size": 128, "optimizer": "adamw", "lr": 0.002, "weight_decay": 1e-4},
          "mnist-cnn": {"epochs": 3, "batch_size": 64, "optimizer": "adamw", "lr": 0.002, "weight_decay": 1e-4}}
@@ -86,16 +86,15 @@ def resnet(work: Path) -> None:
     """resnet20 on 32×32 inputs (untrained): shapes across residuals, MACs and latency."""
     from compress.context import RunContext
     from compress.data import Dataset, Split
-    from compress.pipeline import PipelineState
-    from compress.prune import apply
-    from compress.recipe import PruneConfig
+    from compress.method import Workspace
+    from compress.methods import apply
+    from compress.recipe import ChannelPrune
 
     dense = build_model("resnet20", {"num_classes": 10, "in_channels": 3}).eval()
     pruned = copy.deepcopy(dense)
     split = Split(torch.randn(256, 3, 32, 32), torch.randint(0, 10, (256,)))
-    state = PipelineState(pruned, None, Dataset("random", split, split, None, 10, False),
-                          RunContext(torch.device("cpu"), 0), 256)
-    apply(state, PruneConfig(rate=50, granularity="channel"))
+    workspace = Workspace(Dataset("random", split, split, None, 10, False), RunContext(torch.device("cpu"), 0), 256)
+    apply(pruned, ChannelPrune(rate=50), workspace)
     t_dense, t_pruned = paired_latency(dense, pruned, split.x, rounds=5)
     params = (sum(p.numel() for p in dense.parameters()), sum(p.numel() for p in pruned.parameters()))
     print(f"[resnet20] channel 50 %: params {params[0]:,} → {params[1]:,}; MACs {count_macs(dense, split.x):,} → "

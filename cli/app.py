@@ -1,20 +1,19 @@
-"""The ``modelzip`` Typer app: global options and the core commands."""
+"""The ``modelzip`` Typer app: global options and the recipe commands (run, train, eval, validate, init).
+
+Importing this module imports neither torch nor the library's heavy parts: ``modelzip --help``
+and ``--version`` answer at once; commands import what they use when they run.
+"""
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from cli import compress_cmds, inspect_cmd, sensitivity_cmd, sweep_cmd
-from cli.common import (
-    CheckpointOpt, DeviceOpt, JsonOpt, OutputOpt, QuietOpt, RecipeOpt, SetOpt, TrustOpt, build_recipe, execute,
-)
-from cli.errors import guarded
-from compress import __version__
-from compress.errors import InputError
+from cli.common import READS, RUNS, Common, build_recipe, check_outputs, command, execute
+from cli.errors import err_console
+from compress.version import __version__
 
 app = typer.Typer(name="modelzip", no_args_is_help=True, add_completion=False,
                   help="Make trained PyTorch classifiers smaller and faster while keeping their accuracy.")
@@ -28,66 +27,95 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(ctx: typer.Context,
-         debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-         version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False) -> None:
+         debug: Annotated[bool, typer.Option("--debug", metavar="", help="Show tracebacks for errors.")] = False,
+         version: Annotated[bool, typer.Option("--version", metavar="", callback=_version, is_eager=True,
+                                               help="Print the version and exit.")] = False) -> None:
     ctx.obj = {"debug": debug}
 
 
 @app.command("run")
-@guarded
-def run_cmd(ctx: typer.Context, recipe: Annotated[Path, typer.Argument(help="Recipe YAML.")], sets: SetOpt = None,
-            checkpoint: CheckpointOpt = None, output: OutputOpt = None, device: DeviceOpt = None,
-            json_path: JsonOpt = None, quiet: QuietOpt = False, trust: TrustOpt = False) -> None:
+@command(*(o for o in RUNS if o != "recipe"))
+def run_cmd(ctx: typer.Context, recipe_file: Annotated[Path, typer.Argument(metavar="RECIPE", help="Recipe YAML.")],
+            *, common: Common) -> None:
     """Run a recipe end to end and write <output>/model.mzip."""
-    r = build_recipe(recipe, sets, checkpoint=checkpoint, output=output, device=device, trust=trust, quiet=quiet)
-    execute(r, quiet=quiet, json_path=json_path)
+    common.recipe = recipe_file
+    check_outputs(common)
+    execute(build_recipe(common), common)
 
 
 @app.command("train")
-@guarded
-def train_cmd(ctx: typer.Context, recipe: RecipeOpt = None, sets: SetOpt = None, checkpoint: CheckpointOpt = None,
-              output: OutputOpt = None, device: DeviceOpt = None, json_path: JsonOpt = None,
-              quiet: QuietOpt = False, trust: TrustOpt = False) -> None:
+@command(*RUNS)
+def train_cmd(ctx: typer.Context, *, common: Common) -> None:
     """Run only the recipe's training stages (then evaluate) and write the model."""
-    def edit(pipeline: list) -> list:
-        kept = [s for s in pipeline if isinstance(s, dict) and "train" in s]
-        return (kept or [{"train": {}}]) + ["evaluate"]
+    from compress.presets import train_only
 
-    r = build_recipe(recipe, sets, checkpoint=checkpoint, output=output, device=device, trust=trust,
-                     edit=edit, quiet=quiet)
-    execute(r, quiet=quiet, json_path=json_path)
+    check_outputs(common)
+    execute(build_recipe(common, train_only), common)
 
 
 @app.command("eval")
-@guarded
-def eval_cmd(ctx: typer.Context, checkpoint: Annotated[Path, typer.Argument(help=".mzip artifact or plain checkpoint.")],
-             recipe: RecipeOpt = None, sets: SetOpt = None, device: DeviceOpt = None,
-             json_path: JsonOpt = None, quiet: QuietOpt = False, trust: TrustOpt = False) -> None:
-    """Evaluate a checkpoint on the recipe's data (writes nothing but --json)."""
-    r = build_recipe(recipe, sets, checkpoint=checkpoint, device=device, trust=trust,
-                     edit=lambda _: ["evaluate"], quiet=quiet)
-    execute(r, quiet=quiet, json_path=json_path, write=False)
+@command(*(o for o in READS if o != "checkpoint"))
+def eval_cmd(ctx: typer.Context, checkpoint: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help=".mzip "
+                                                                            "artifact or plain checkpoint.")],
+             *, common: Common) -> None:
+    """Evaluate a checkpoint (writes nothing but --json). An artifact is evaluated on the data it stores
+    unless a recipe is given."""
+    from compress.presets import evaluate_only
+
+    common.checkpoint = checkpoint
+    check_outputs(common)
+    doc, how = _stored_recipe(common)
+    execute(build_recipe(common, evaluate_only, doc=doc, how=how), common, write=False)
+
+
+def _stored_recipe(common: Common) -> tuple[dict[str, Any] | None, str | None]:
+    """The data settings an artifact stores, when no recipe is given (so eval measures what was trained)."""
+    from compress import artifact
+
+    if common.recipe is not None or Path("modelzip.yaml").is_file() or common.checkpoint is None:
+        return None, None
+    if not artifact.is_artifact(common.checkpoint):
+        return None, None
+    stored = artifact.read_header(common.checkpoint).manifest.get("recipe")
+    if not isinstance(stored, dict) or not isinstance(stored.get("data"), dict):
+        return None, None
+    model = stored.get("model") if isinstance(stored.get("model"), dict) else {}
+    doc = {"model": {"name": model.get("name", "mnist-cnn"), "kwargs": model.get("kwargs") or {}},
+           "data": stored["data"], "pipeline": ["evaluate"], "seed": stored.get("seed", 0)}
+    data = stored["data"]
+    return doc, f"the data settings stored in {common.checkpoint} ({data.get('name')}, root {data.get('root')})"
 
 
 @app.command("validate")
-@guarded
-def validate_cmd(ctx: typer.Context, recipe: Annotated[Path, typer.Argument(help="Recipe YAML.")], sets: SetOpt = None) -> None:
+@command("sets")
+def validate_cmd(ctx: typer.Context, recipe_file: Annotated[Path, typer.Argument(metavar="RECIPE",
+                                                                                 help="Recipe YAML.")],
+                 *, common: Common) -> None:
     """Check a recipe and report every problem at once (no compute)."""
-    r = build_recipe(recipe, sets, quiet=True)
+    common.recipe, common.quiet = recipe_file, True
+    r = build_recipe(common)
     stages = " → ".join(s.kind for s in r.pipeline)
-    typer.echo(f"{recipe}: ok — {r.model.name} on {r.data.name}: {stages}")
+    typer.echo(f"{recipe_file}: ok — {r.model.name} on {r.data.name}: {stages}")
 
 
 @app.command("init")
-@guarded
-def init_cmd(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="Where to write the starter recipe.")] = Path("modelzip.yaml"),
-             force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
+@command()
+def init_cmd(ctx: typer.Context,
+             path: Annotated[Path, typer.Argument(metavar="PATH", help="Where to write the starter recipe.")]
+             = Path("modelzip.yaml"),
+             force: Annotated[bool, typer.Option("--force", metavar="", help="Overwrite an existing file.")] = False,
+             *, common: Common) -> None:
     """Write a commented starter recipe."""
+    from importlib import resources
+
+    from compress.errors import InputError
+    from compress.files import check_output_file, write_atomic
+
+    check_output_file(path, "init")
     if path.exists() and not force:
         raise InputError(f"{path} already exists", "pass --force to overwrite it, or choose another path")
-    text = resources.files("compress.recipe").joinpath("starter.yaml").read_text()
-    path.write_text(text)
-    Console(stderr=True).print(f"wrote {path}; check it with `modelzip validate {path}`")
+    write_atomic(path, resources.files("compress.recipe").joinpath("starter.yaml").read_bytes())
+    err_console().print(f"wrote {path}; check it with `modelzip validate {path}`")
 
 
 app.command("prune")(compress_cmds.prune_cmd)

@@ -1,35 +1,76 @@
-"""Options shared by the commands, recipe resolution and running a recipe with rendering."""
+"""What the commands share: their common options (declared once), recipe resolution, running with rendering.
+
+Every command is a function ``fn(ctx, <own options>, *, common: Common)`` decorated with
+:func:`command`, which adds the shared options it asks for to the signature Typer reads and
+hands them over as one :class:`Common`; :func:`guarded` turns errors into exit codes.
+"""
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from cli.errors import EXIT_CONSTRAINT, err_console
-from cli.render import RichProgress, out_console, report_view
-from compress.artifact import write_atomic
-from compress.pipeline import RunResult, run
-from compress.recipe import Recipe, apply_override, load_recipe, read_yaml
+from cli.errors import EXIT_CONSTRAINT, err_console, guarded
 
-RecipeOpt = Annotated[Path | None, typer.Option("--recipe", "-r", help="Recipe YAML (default: ./modelzip.yaml, "
-                                                 "else the built-in quick start).")]
-CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Input weights: .pt/.pth "
-                                                     "state_dict, .safetensors or .mzip.")]
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Output folder (writes model.mzip).")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda[:N] | mps")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a recipe key, e.g. "
-                                                  "train.epochs=3 (repeatable).")]
-JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the report as JSON to this file "
-                                              "('-' for stdout).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
-TrustOpt = Annotated[bool, typer.Option("--trust-checkpoint", help="Allow unpickling a full-module "
-                                        "checkpoint or importing a model factory named by a file.")]
+SHARED: dict[str, tuple[Any, Any]] = {  # name → (annotation, default); the order is the help's
+    "recipe": (Annotated[Path | None, typer.Option("--recipe", "-r", metavar="FILE", help="Recipe YAML (default: "
+                                                   "./modelzip.yaml, else the built-in quick start).")], None),
+    "sets": (Annotated[list[str] | None, typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override a recipe "
+                                                      "key, e.g. train.epochs=3 (repeatable).")], None),
+    "checkpoint": (Annotated[Path | None, typer.Option("--checkpoint", "-c", metavar="FILE", help="Input weights: "
+                                                       ".pt/.pth/.ckpt state_dict, .safetensors or .mzip.")], None),
+    "output": (Annotated[Path | None, typer.Option("--output", "-o", metavar="DIR", help="Output folder (writes "
+                                                   "model.mzip; default: the recipe's output).")], None),
+    "device": (Annotated[str | None, typer.Option("--device", metavar="DEVICE", help="auto | cpu | cuda[:N] | mps")],
+               None),
+    "json_path": (Annotated[Path | None, typer.Option("--json", metavar="FILE", help="Write the report as JSON to "
+                                                      "this file ('-' for stdout).")], None),
+    "quiet": (Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="No progress output.")], False),
+    "trust": (Annotated[bool, typer.Option("--trust-checkpoint", metavar="", help="Allow unpickling a full-module "
+                                           "checkpoint or importing a model factory named by a file.")], False),
+}
+RUNS = ("recipe", "sets", "checkpoint", "output", "device", "json_path", "quiet", "trust")  # commands that write
+READS = ("recipe", "sets", "checkpoint", "device", "json_path", "quiet", "trust")  # commands that only read
 
-PipelineEdit = Callable[[list[Any]], list[Any]]
+
+@dataclass
+class Common:
+    """The shared options as one value."""
+
+    recipe: Path | None = None
+    sets: list[str] = field(default_factory=list)
+    checkpoint: Path | None = None
+    output: Path | None = None
+    device: str | None = None
+    json_path: Path | None = None
+    quiet: bool = False
+    trust: bool = False
+
+
+def command(*shared: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the ``shared`` options to a command's signature and pass them as ``common``; guard errors."""
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for name, p in inspect.signature(fn, eval_str=True).parameters.items() if name != "common"]
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=SHARED[name][1],
+                                   annotation=SHARED[name][0]) for name in shared]
+
+        @functools.wraps(fn)
+        def wrapper(ctx: typer.Context, *args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in shared}
+            values["sets"] = values.get("sets") or []
+            return fn(ctx, *args, common=Common(**values), **kwargs)
+
+        wrapper.__signature__ = inspect.Signature([*own, *extra])  # type: ignore[attr-defined]
+        return guarded(wrapper)
+
+    return deco
 
 
 def builtin_recipe_path() -> Path:
@@ -46,29 +87,52 @@ def pick_recipe(path: Path | None) -> tuple[Path, str]:
     return builtin_recipe_path(), "the built-in quick-start recipe (digits, mnist-cnn)"
 
 
-def build_recipe(path: Path | None, sets: list[str] | None, *, checkpoint: Path | None = None,
-                 output: Path | None = None, device: str | None = None, trust: bool = False,
-                 edit: PipelineEdit | None = None, quiet: bool = False) -> Recipe:
-    """Load a recipe, apply flags then ``--set`` overrides and a pipeline edit, and validate it."""
-    path, how = pick_recipe(path)
-    if not quiet:
+def build_recipe(common: Common, edit: Callable[[list[Any]], list[Any]] | None = None,
+                 doc: dict[str, Any] | None = None, how: str | None = None) -> Any:
+    """Load a recipe, apply flags, a pipeline edit, then ``--set`` overrides, and validate it.
+
+    ``doc``: a recipe document to start from instead of a file (``how`` says where it came from).
+    """
+    import compress
+    from compress.presets import edit as edit_pipeline
+    from compress.recipe import apply_override, read_yaml
+
+    if doc is None:
+        path, how = pick_recipe(common.recipe)
+        doc, name = read_yaml(path), str(path)
+    else:
+        name = how or "<recipe>"
+    if not common.quiet:
         err_console().print(f"[dim]using {how}[/dim]")
-    raw = read_yaml(path)
-    flags = {"model.checkpoint": checkpoint, "output": output, "device": device}
+    flags = {"model.checkpoint": common.checkpoint, "output": common.output, "device": common.device}
     for key, value in flags.items():
         if value is not None:
-            apply_override(raw, f"{key}={value}")
-    if trust:
-        apply_override(raw, "model.trust_checkpoint=true")
+            apply_override(doc, f"{key}={value}")
+    if common.trust:
+        apply_override(doc, "model.trust_checkpoint=true")
     if edit is not None:
-        raw["pipeline"] = edit(list(raw.get("pipeline") or []))
-    return load_recipe(raw, sets or [], name=str(path))
+        doc = edit_pipeline(doc, edit)
+    return compress.load_recipe(doc, common.sets, name=name)
 
 
-def execute(recipe: Recipe, *, quiet: bool, json_path: Path | None, write: bool = True) -> RunResult:
+def check_outputs(common: Common, *extra: tuple[Path | None, str]) -> None:
+    """``--json`` (and e.g. ``--plot``) must be writable files that are none of the inputs — checked first."""
+    from compress.files import check_output_file
+
+    inputs = tuple(p for p in (common.recipe, common.checkpoint) if p is not None)
+    for path, what in ((common.json_path, "--json"), *extra):
+        if path is not None and str(path) != "-":
+            check_output_file(path, what, inputs)
+
+
+def execute(recipe: Any, common: Common, *, write: bool = True) -> Any:
     """Run with progress, print the table, write JSON; exit 3 when the accuracy constraint fails."""
-    result = run(recipe, progress=RichProgress.for_cli(quiet), write=write)
-    emit(report_view(result.report), result.report.to_dict(), json_path)
+    from cli.render import RichProgress, report_view
+    from compress.pipeline import run
+
+    protect = tuple(p for p in (common.recipe,) if p is not None)
+    result = run(recipe, progress=RichProgress.for_cli(common.quiet), write=write, protect=protect)
+    emit(report_view(result.report), result.report.to_dict(), common.json_path)
     if result.report.constraint is not None and not result.report.constraint.met:
         raise typer.Exit(EXIT_CONSTRAINT)
     return result
@@ -76,6 +140,9 @@ def execute(recipe: Recipe, *, quiet: bool, json_path: Path | None, write: bool 
 
 def emit(renderable: Any, data: dict[str, Any], json_path: Path | None) -> None:
     """Print ``renderable`` (or, with ``--json -``, the JSON instead) and write ``--json PATH``."""
+    from cli.render import out_console
+    from compress.files import write_atomic
+
     if json_path is not None and str(json_path) == "-":
         typer.echo(json.dumps(data, indent=2))
         return

@@ -8,7 +8,7 @@ from rich.console import Console, Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from compress.context import Progress as ProgressSink
+from compress.progress import Progress as ProgressSink
 from compress.report import Report
 
 
@@ -40,7 +40,7 @@ def report_table(report: Report) -> Table:
         name = f"{row.stage}*" if i == report.baseline else row.stage
         table.add_row(name, f"{row.accuracy:.2f}", f"{row.delta_pp:+.2f}", f"{row.params:,}", f"{row.nonzero:,}",
                       human_count(row.macs), human_bytes(row.size_bytes), f"{row.ratio:.1f}×",
-                      f"{row.latency_ms:.1f} ms")
+                      "—" if row.latency_ms is None else f"{row.latency_ms:.1f} ms")
     return table
 
 
@@ -64,19 +64,25 @@ def layer_table(report: Report) -> Table:
 
 def search_table(report: Report) -> Table:
     """The budget search's trials: what was tried, what it scored, what it cost."""
-    total = sum(t["seconds"] for t in report.search)
-    with_bits = any(t.get("bits") is not None for t in report.search)
-    table = Table(title=f"budget search: {len(report.search)} trials, {total:.1f} s")
-    cols = ["#", "phase", "rate %", *(["mean bits"] if with_bits else []), "top-1 %", "non-zero", "in budget",
-            "seconds"]
+    trials = report.search
+    total = sum(t.seconds or 0.0 for t in trials)
+    with_bits = any(t.bits is not None for t in trials)
+    with_rate = any(t.bits is None for t in trials) or any(t.rate for t in trials)  # bits search: sparsity, if any
+    table = Table(title=f"budget search: {len(trials)} trials, {total:.1f} s")
+    cols = ["#", "phase", *(["rate %"] if with_rate else []), *(["mean bits"] if with_bits else []), "top-1 %",
+            "non-zero", "in budget", "seconds"]
     for col in cols:
         table.add_column(col, justify="left" if col == "phase" else "right", no_wrap=True)
-    for i, t in enumerate(report.search, 1):
-        bits = [("fp32" if t["bits"] == 32 else f"{t['bits']:.2f}") if t.get("bits") is not None else "—"]
-        verdict = "—" if t["phase"] == "scan" else "yes" if t["met"] else "no"
-        table.add_row(str(i), t["phase"], f"{t['rate']:.2f}", *(bits if with_bits else []), f"{t['accuracy']:.2f}",
-                      f"{t['nonzero']:,}", verdict, f"{t['seconds']:.1f}")
+    for i, t in enumerate(trials, 1):
+        bits = [("fp32" if t.bits == 32 else f"{t.bits:.2f}") if t.bits is not None else "—"]
+        verdict = "—" if t.phase == "scan" else "yes" if t.met else "no"
+        table.add_row(str(i), t.phase, *([f"{t.rate:.2f}"] if with_rate else []), *(bits if with_bits else []),
+                      f"{t.accuracy:.2f}", f"{t.nonzero:,}", verdict, _seconds(t.seconds))
     return table
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
 
 
 def report_view(report: Report) -> Group:

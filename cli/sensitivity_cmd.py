@@ -6,30 +6,33 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from cli.common import (
-    CheckpointOpt, DeviceOpt, JsonOpt, QuietOpt, RecipeOpt, SetOpt, TrustOpt, build_recipe, emit,
-)
-from cli.errors import guarded
-from cli.render import RichProgress, out_console
-from compress import sensitivity
-from compress.errors import InputError
-from compress.pipeline import run
+from cli.common import READS, Common, build_recipe, check_outputs, command, emit
+
+PlotOpt = Annotated[Path | None, typer.Option("--plot", metavar="FILE.png", help="Write a PNG (needs the 'plot' "
+                                              "extra).")]
 
 
 def parse_numbers(text: str, kind: type, name: str) -> list[Any]:
     """``"50,90"`` → ``[50.0, 90.0]``; a clear error for anything else."""
+    from compress.errors import InputError
+
     try:
-        return [kind(v) for v in text.split(",") if v.strip()] if text else []
+        values = [kind(v) for v in text.split(",") if v.strip()] if text else []
     except ValueError:
-        raise InputError(f"{name}: expected comma-separated numbers, got '{text}'", f"e.g. {name} 50,90") from None
+        raise InputError(f"{name}: expected comma-separated numbers, got '{text[:60]}'", f"e.g. {name} 50,90") from None
+    if any(v != v or v in (float("inf"), float("-inf")) for v in values):
+        raise InputError(f"{name}: numbers must be finite, got '{text[:60]}'")
+    return values
 
 
-def table(result: sensitivity.Sensitivity, title: str) -> Table:
+def table(result: Any, title: str) -> Any:
+    from rich.table import Table
+
     rates = sorted({r for v in result.prune.values() for r in v})
     bits = sorted({b for v in result.bits.values() for b in v}, reverse=True)
-    out = Table(title=f"{title}: top-1 % with one layer compressed (baseline {result.baseline:.2f} %)")
+    out = Table(title=f"{title}: top-1 % with one layer compressed (baseline {result.baseline:.2f} %)",
+                caption=f"measured on the {result.split} (never the test split)")
     for col in ["layer", "weights", *[f"{r:g} %" for r in rates], *[f"{b} bit" for b in bits]]:
         out.add_column(col, justify="left" if col == "layer" else "right", no_wrap=True)
     for layer, n in result.params.items():
@@ -38,32 +41,36 @@ def table(result: sensitivity.Sensitivity, title: str) -> Table:
     return out
 
 
-@guarded
-def sensitivity_cmd(ctx: typer.Context,
-    rates: Annotated[str, typer.Option("--rates", help="Sparsities (%) to try per layer, comma-separated.")]
-        = "50,70,90,95",
-    bits: Annotated[str, typer.Option("--bits", help="Bit widths to try per layer ('' for none).")] = "8,4,2",
-    plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG (needs the 'plot' extra).")] = None,
-    recipe: RecipeOpt = None, sets: SetOpt = None, checkpoint: CheckpointOpt = None, device: DeviceOpt = None,
-    json_path: JsonOpt = None, quiet: QuietOpt = False, trust: TrustOpt = False,
+@command(*READS)
+def sensitivity_cmd(
+    ctx: typer.Context,
+    rates: Annotated[str, typer.Option("--rates", metavar="PCTS", help="Sparsities (%) to try per layer, "
+                                       "comma-separated.")] = "50,70,90,95",
+    bits: Annotated[str, typer.Option("--bits", metavar="BITS", help="Bit widths to try per layer ('' for "
+                                      "none).")] = "8,4,2",
+    plot: PlotOpt = None, *, common: Common,
 ) -> None:
-    """Train per the recipe (or load --checkpoint), then prune/quantize each layer alone and evaluate."""
+    """Train per the recipe (or load --checkpoint), then prune/quantize each layer alone and evaluate
+    (on the validation split, else the first training images)."""
+    from cli.render import RichProgress, out_console
+    from compress import presets
+    from compress.analysis import sensitivity
+    from compress.errors import InputError
+
     rate_list, bit_list = parse_numbers(rates, float, "--rates"), parse_numbers(bits, int, "--bits")
     bad = [r for r in rate_list if not 0 <= r < 100] + [b for b in bit_list if not 2 <= b <= 8]
     if bad:
         raise InputError(f"out of range: {bad}", "rates in [0, 100), bits in 2–8")
-
-    def edit(pipeline: list[Any]) -> list[Any]:
-        trains = [] if checkpoint else [s for s in pipeline if isinstance(s, dict) and "train" in s]
-        return [*trains, "evaluate"]
-
-    r = build_recipe(recipe, sets, checkpoint=checkpoint, device=device, trust=trust, edit=edit, quiet=quiet)
-    res = run(r, progress=RichProgress.for_cli(quiet), write=False)
-    result = sensitivity.measure(res.model, res.state.data.test, res.state.ctx, rates=rate_list, bits=bit_list,
-                                 batch_size=r.data.eval_batch_size)
-    title = f"{r.model.name} on {r.data.name}"
-    emit(table(result, title), asdict(result), json_path)
+    check_outputs(common, (plot, "--plot"))
     if plot is not None:
-        sensitivity.plot(result, plot, f"Per-layer sensitivity: {title}")
-        if not quiet:
+        from compress import plotting
+
+        plotting.pyplot()  # no matplotlib: say so now, not after the compute
+    recipe = build_recipe(common, presets.baseline(common.checkpoint is not None))
+    res = presets.sensitivity(recipe, rate_list, bit_list, RichProgress.for_cli(common.quiet))
+    title = f"{res.model} on {res.dataset}"
+    emit(table(res.result, title), asdict(res.result), common.json_path)
+    if plot is not None:
+        sensitivity.plot(res.result, plot, f"Per-layer sensitivity: {title}")
+        if not common.quiet:
             out_console().print(f"wrote {plot}")

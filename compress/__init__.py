@@ -6,11 +6,28 @@ Public API::
     result = compress.run(recipe)
     compress.save(model, "model.mzip", spec="mnist-cnn")
     model = compress.load("model.mzip")
-"""
-__version__ = "0.1.0"
 
-from compress.api import load, run, save  # noqa: E402
-from compress.errors import ModelzipError  # noqa: E402
-from compress.recipe import load_recipe  # noqa: E402
+The names are imported on first use, so ``import compress`` (and ``modelzip --help``) does
+not pay for importing torch.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from compress.version import __version__
+
+if TYPE_CHECKING:
+    from compress.api import load, load_recipe, run, save
+    from compress.errors import ModelzipError
 
 __all__ = ["ModelzipError", "__version__", "load", "load_recipe", "run", "save"]
+_LAZY = {"load": "compress.api", "load_recipe": "compress.api", "run": "compress.api", "save": "compress.api",
+         "ModelzipError": "compress.errors"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'compress' has no attribute {name!r}")

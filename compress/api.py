@@ -1,4 +1,4 @@
-"""The small public API: ``run``, ``save``, ``load`` (``load_recipe`` lives in compress.recipe)."""
+"""The small public API: ``load_recipe``, ``run``, ``save``, ``load``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,11 +9,29 @@ import torch.nn as nn
 
 from compress import artifact
 from compress.artifact import LinearGrid, ModelSpec
-from compress.pipeline import RunResult, cpu_state
+from compress.artifact.write import write as write_artifact
+from compress.data import DATASETS
+from compress.measure import cpu_state
+from compress.models import check_model_name, load_artifact, module_versions
+from compress.pipeline import RunResult
 from compress.pipeline import run as _run
-from compress.recipe.schema import Recipe
+from compress.quantize import int8
+from compress.recipe import Recipe
+from compress.recipe import load_recipe as _load_recipe
 
-__all__ = ["load", "run", "save"]
+__all__ = ["catalogue", "load", "load_recipe", "run", "save"]
+
+
+def catalogue() -> dict[str, Any]:
+    """The registered names a recipe is checked against (pydantic validation context)."""
+    return {"datasets": list(DATASETS.names()), "check_model": check_model_name}
+
+
+def load_recipe(source: str | Path | dict[str, Any], overrides: list[str] | tuple[str, ...] = (),
+                name: str | None = None) -> Recipe:
+    """Read a recipe (YAML path or mapping), apply ``--set``-style overrides, validate it — every problem
+    at once, dataset and model names included (:class:`compress.errors.RecipeError`)."""
+    return _load_recipe(source, overrides, name, context=catalogue())
 
 
 def run(recipe: Recipe, **kwargs: Any) -> RunResult:
@@ -30,24 +48,19 @@ def save(model: nn.Module, path: str | Path, spec: ModelSpec | str, *,
     ``grids`` gives integer grids for quantized weights, so they are stored as packed codes.
     """
     spec = ModelSpec(spec) if isinstance(spec, str) else spec
-    path = Path(path)
-    artifact.write_atomic(path, artifact.to_bytes(cpu_state(model), spec, grids=grids,
-                                                  recipe=recipe, report=report))
-    return path.stat().st_size
+    encoded = artifact.encode_state(cpu_state(model), grids)
+    return write_artifact(Path(path), encoded, spec, recipe=recipe, report=report, versions=module_versions(model))
 
 
 def load(path: str | Path, device: str | torch.device = "cpu", trust_model_code: bool = False,
          execute: bool = True) -> nn.Module:
-    """Load an artifact as a ready-to-run ``nn.Module`` in eval mode. Never unpickles anything.
+    """Load an artifact as a ready-to-run ``nn.Module`` in eval mode. Never unpickles anything, and
+    imports or downloads nothing the file names unless ``trust_model_code``.
 
     An artifact written with int8 execution comes back as the identical int8 CPU model unless
     ``execute`` is false (then: the float model with the same stored weights, on ``device``).
     """
-    art = artifact.read(Path(path))
-    model = artifact.build(art, device if not (execute and art.manifest.get("execute")) else "cpu",
-                           trust_model_code=trust_model_code)
-    if execute and art.manifest.get("execute"):
-        from compress.quantize import int8
-
-        return int8.rebuild(model, art.manifest["execute"])
-    return model
+    loaded = load_artifact(Path(path), "cpu", trust=trust_model_code)
+    if execute and loaded.execute:
+        return int8.rebuild(loaded.model, loaded.execute)
+    return loaded.model.to(device).eval()

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from compress.errors import DataError
-from compress.recipe.schema import DataConfig
+from compress.recipe.base import DataConfig
 from compress.registry import Registry
 
 Tensors = tuple[torch.Tensor, torch.Tensor]

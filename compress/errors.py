@@ -30,8 +30,11 @@ class RecipeError(InputError):
     """A recipe failed validation; ``problems`` lists every error with its path."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
-        lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s) in recipe\n{lines}")
+        if len(problems) == 1:  # one problem, one line
+            super().__init__(f"{source}: {problems[0]}")
+        else:
+            lines = "\n".join(f"  {p}" for p in problems)
+            super().__init__(f"{source}: {len(problems)} problems in recipe\n{lines}")
         self.problems = problems
 
 
@@ -49,3 +52,7 @@ class ArtifactError(InputError):
 
 class UnsupportedError(InputError):
     """The request is valid but the model, device or method cannot honour it."""
+
+
+class TrainingError(InputError):
+    """Training cannot go on (e.g. the loss became NaN/inf): the settings need changing."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+
+from compress.report import LayerStat
 
 WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
 
@@ -26,28 +27,19 @@ def weight_params(model: nn.Module, skip: list[str]) -> dict[str, nn.Parameter]:
             if isinstance(m, WEIGHTED) and not matches(name, skip)}
 
 
+def keep_top(scores: torch.Tensor, rate: float) -> torch.Tensor:
+    """Boolean mask keeping all but the lowest ``rate`` % of ``scores`` (a flat tensor)."""
+    n_remove = int(round(scores.numel() * rate / 100.0))
+    keep = torch.ones_like(scores, dtype=torch.bool)
+    if n_remove > 0:
+        keep[torch.topk(scores, n_remove, largest=False).indices] = False
+    return keep
+
+
 def per_layer(param_name: str, default: float, overrides: dict[str, float]) -> float:
     """The override whose pattern matches the param's module name (first match), else ``default``."""
     module = module_of(param_name)
     return next((v for pat, v in overrides.items() if fnmatch.fnmatch(module, pat)), default)
-
-
-@dataclass
-class LayerStat:
-    """One Linear/Conv layer, before compression and now."""
-
-    name: str
-    kind: str
-    shape_before: list[int]
-    shape: list[int]
-    params_before: int  # weight elements in the baseline
-    nonzero: int  # non-zero weight elements now
-    bits: float = 32.0  # bits per stored weight code now (32 = float)
-
-    @property
-    def sparsity(self) -> float:
-        """Share of the baseline's weights that are gone or zero now."""
-        return 1.0 - self.nonzero / self.params_before if self.params_before else 0.0
 
 
 def count_nonzero(tensors: Iterable[torch.Tensor]) -> int:

@@ -1,12 +1,29 @@
-"""The run report: one row per model state, plus the constraint verdict. JSON schema v1."""
+"""The run report: one row per model state, search trials, the constraint verdict. JSON schema v1."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from compress.layers import LayerStat
-
 REPORT_SCHEMA = 1
+_TIMED = ("latency_ms", "seconds")  # measured timings: they differ run to run, so artifacts leave them out
+
+
+@dataclass
+class LayerStat:
+    """One Linear/Conv layer, before compression and now."""
+
+    name: str
+    kind: str
+    shape_before: list[int]
+    shape: list[int]
+    params_before: int  # weight elements in the baseline
+    nonzero: int  # non-zero weight elements now
+    bits: float = 32.0  # bits per stored weight code now (32 = float)
+
+    @property
+    def sparsity(self) -> float:
+        """Share of the baseline's weights that are gone or zero now."""
+        return 1.0 - self.nonzero / self.params_before if self.params_before else 0.0
 
 
 @dataclass
@@ -20,11 +37,11 @@ class Row:
     params: int
     nonzero: int
     size_bytes: int  # bytes of the artifact for this state (the real file for the final row)
-    latency_ms: float  # median forward time for one batch of ``latency_batch`` on the device
+    latency_ms: float | None  # median forward time for one batch of ``latency_batch`` on the device
     latency_batch: int
     delta_pp: float = 0.0  # accuracy − baseline accuracy, percentage points
     ratio: float = 1.0  # fp32 state_dict bytes of the baseline / size_bytes
-    seconds: float = 0.0  # wall time of the stage that produced this state
+    seconds: float | None = 0.0  # wall time of the stage that produced this state
     state_dict_bytes: int = 0  # torch.save size of this state's state_dict in fp32
     macs: int = 0  # multiply-accumulates of Linear/Conv layers per input sample
 
@@ -33,12 +50,12 @@ class Row:
 class Trial:
     """One evaluated candidate of a budget search."""
 
-    phase: str  # probe | climb | bisect (pruning rate) | bits (bit allocation)
-    rate: float  # % of prunable weights removed
+    phase: str  # probe | climb | bisect (pruning rate) | scan | bits (bit allocation)
+    rate: float  # % of prunable weights removed (for bits trials: the sparsity pruning left)
     accuracy: float
     nonzero: int
     met: bool
-    seconds: float  # wall time spent on this trial (pruning, fine-tuning, evaluation)
+    seconds: float | None  # wall time spent on this trial (pruning, fine-tuning, evaluation)
     bits: float | None = None  # weighted mean bit width of the quantized weights (bits search)
 
 
@@ -61,7 +78,7 @@ class Report:
     constraint: Constraint | None = None
     notes: list[str] = field(default_factory=list)
     layers: list[LayerStat] = field(default_factory=list)  # per layer, baseline vs final (compression runs)
-    search: list[dict[str, Any]] = field(default_factory=list)  # budget-search trials, in order
+    search: list[Trial] = field(default_factory=list)  # budget-search trials, in order
 
     @property
     def final(self) -> Row:
@@ -79,21 +96,59 @@ class Report:
             drop = round(base.accuracy - self.final.accuracy, 4)
             self.constraint = Constraint(max_accuracy_drop, drop, drop <= max_accuracy_drop)
 
-    def to_dict(self) -> dict[str, Any]:
-        from compress import __version__
+    def to_dict(self, timings: bool = True) -> dict[str, Any]:
+        """The JSON report; without ``timings`` (what an artifact stores) it is the same for the same run."""
+        from compress.version import __version__
 
         data = asdict(self)
-        for layer, stat in zip(data["layers"], self.layers):
+        for layer, stat in zip(data["layers"], self.layers, strict=True):
             layer["sparsity"] = round(stat.sparsity, 6)
+        if not timings:
+            for entry in (*data["rows"], *data["search"]):
+                entry.update({k: None for k in _TIMED if k in entry})
         return {"schema": REPORT_SCHEMA, "modelzip": __version__, **data}
 
+    def stored(self) -> dict[str, Any]:
+        """The report as an artifact stores it: no timings, and the final size left to the file itself
+        (it is the file's own size, which the stored report cannot contain without changing it)."""
+        data = self.to_dict(timings=False)
+        if data["rows"]:
+            data["rows"][-1].update(size_bytes=0, ratio=0.0)
+        return data
+
+    def with_file_size(self, size: int) -> Report:
+        """A stored report completed with its file's size (see :meth:`stored`)."""
+        if self.rows and not self.final.size_bytes:
+            self.final.size_bytes = size
+            if self.fp32_bytes:
+                self.final.ratio = round(self.fp32_bytes / size, 3)
+        return self
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Report:
-        """Rebuild a report stored in an artifact (derived fields are recomputed, unknown ones dropped)."""
-        row_keys = set(Row.__dataclass_fields__)
-        layer_keys = set(LayerStat.__dataclass_fields__)
-        rows = [Row(**{k: v for k, v in r.items() if k in row_keys}) for r in data.get("rows", [])]
-        layers = [LayerStat(**{k: v for k, v in r.items() if k in layer_keys}) for r in data.get("layers", [])]
-        return cls(data["model"], data["dataset"], data["device"], rows=rows, baseline=data.get("baseline", 0),
-                   fp32_bytes=data.get("fp32_bytes", 0), output=data.get("output"), notes=data.get("notes", []),
-                   layers=layers, search=data.get("search", []))
+    def from_dict(cls, data: Any) -> Report:
+        """Rebuild a stored report; derived fields are recomputed, unknown ones dropped.
+
+        Raises ``ValueError`` when ``data`` is not a report (the caller says whose file it was).
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a mapping, got {type(data).__name__}")
+        try:
+            rows = [_build(Row, r) for r in data.get("rows") or []]
+            layers = [_build(LayerStat, r) for r in data.get("layers") or []]
+            search = [_build(Trial, t) for t in data.get("search") or []]
+            report = cls(str(data["model"]), str(data["dataset"]), str(data["device"]), rows=rows,
+                         baseline=int(data.get("baseline", 0)), fp32_bytes=int(data.get("fp32_bytes", 0)),
+                         output=data.get("output"), notes=[str(n) for n in data.get("notes") or []],
+                         layers=layers, search=search)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a modelzip report ({type(exc).__name__}: {exc})") from None
+        if rows and not 0 <= report.baseline < len(rows):
+            raise ValueError(f"baseline row {report.baseline} does not exist")
+        return report
+
+
+def _build(cls: type, raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise TypeError(f"{cls.__name__} entry is {type(raw).__name__}, not a mapping")
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in raw.items() if k in names})

@@ -1,15 +1,19 @@
-"""The accuracy-vs-size trade-off: one compressed model per rate or bit width, from one baseline."""
+"""The accuracy-vs-size trade-off: one compressed model per rate or bit width, from one baseline.
+
+Variants are built from the typed recipe (stages are config objects), never by dumping it to
+a dict and re-validating.
+"""
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from compress.context import Progress
 from compress import plotting
+from compress.context import Progress
 from compress.pipeline import run
-from compress.recipe import Recipe, load_recipe
+from compress.recipe import Constraints, EvaluateConfig, FinetuneConfig, LinearQuantize, Recipe, Stage
+from compress.recipe.methods import MethodConfig, UnstructuredPrune
 
 
 @dataclass
@@ -29,32 +33,37 @@ class Sweep:
     points: list[Point] = field(default_factory=list)
 
 
-def sweep(recipe: Recipe, *, rates: list[float], bits: list[int], finetune: dict[str, Any] | None,
+def _variant(recipe: Recipe, pipeline: list[Stage], output: Path, checkpoint: str | None) -> Recipe:
+    model = recipe.model.model_copy(update={"checkpoint": checkpoint})
+    return recipe.model_copy(update={"model": model, "pipeline": pipeline, "output": str(output),
+                                     "constraints": Constraints()})
+
+
+def sweep(recipe: Recipe, *, rates: list[float], bits: list[int], finetune: FinetuneConfig | None,
           progress: Progress | None = None) -> Sweep:
     """Train per ``recipe`` (its train stages, or its checkpoint) once, then compress it at each setting.
 
     Every point starts from the same baseline and gets the same ``finetune`` stage (None = none).
     """
     progress = progress or Progress()
-    raw = recipe.model_dump(mode="json", exclude_none=True)
     with tempfile.TemporaryDirectory(prefix="modelzip-sweep-") as tmp:
-        trains = [s for s in raw["pipeline"] if "train" in s]
-        base_raw = {**raw, "pipeline": [*([] if raw["model"].get("checkpoint") else trains), "evaluate"],
-                    "output": str(Path(tmp) / "base"), "constraints": {}}
-        base = run(load_recipe(base_raw), progress=progress)
+        trains = [] if recipe.model.checkpoint else [s for s in recipe.pipeline if s.kind == "train"]
+        evaluate = Stage(evaluate=EvaluateConfig())
+        base = run(_variant(recipe, [*trains, evaluate], Path(tmp) / "base", recipe.model.checkpoint),
+                   progress=progress)
         result = Sweep(base.report.final.accuracy, base.report.final.state_dict_bytes)
-        settings = [("prune", float(r), {"prune": {"rate": r}}) for r in rates]
-        settings += [("quantize", float(b), {"quantize": {"bits": b}}) for b in bits]
-        for kind, value, stage in settings:
+        settings: list[tuple[str, float, MethodConfig]] = [("prune", float(r), UnstructuredPrune(rate=r)) for r in rates]
+        settings += [("quantize", float(b), LinearQuantize(bits=b)) for b in bits]
+        tail = [Stage(finetune=finetune)] if finetune is not None else []
+        for kind, value, config in settings:
             progress.note(f"sweep: {kind} {value:g}")
-            point_raw = {**raw, "model": {**raw["model"], "checkpoint": str(base.output)},
-                         "pipeline": [stage, *([{"finetune": finetune}] if finetune is not None else []), "evaluate"],
-                         "output": str(Path(tmp) / f"{kind}-{value:g}"), "constraints": {}}
-            res = run(load_recipe(point_raw), progress=progress)
-            final = res.report.final
+            point = _variant(recipe, [Stage.of(config), *tail, evaluate], Path(tmp) / f"{kind}-{value:g}",
+                             str(base.output))
+            report = run(point, progress=progress).report
+            final = report.final
             result.points.append(Point(kind, value, final.accuracy, final.size_bytes,
-                                       round(result.fp32_bytes / final.size_bytes, 3), round(sum(
-                                           r.seconds for r in res.report.rows), 3)))
+                                       round(result.fp32_bytes / final.size_bytes, 3),
+                                       round(sum(r.seconds or 0.0 for r in report.rows), 3)))
     return result
 
 

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from compress.context import RunContext
 from compress.data import Dataset, iter_batches
-from compress.errors import InputError
-from compress.recipe.schema import FinetuneConfig, TrainConfig
+from compress.errors import InputError, TrainingError
+from compress.recipe.base import FinetuneConfig, TrainConfig
 
 _REPORT_EVERY = 10  # steps between progress updates (each costs a device sync)
 
@@ -79,6 +79,12 @@ def distillation_loss(logits: torch.Tensor, teacher: nn.Module, x: torch.Tensor,
     return F.kl_div(student, target, log_target=True, reduction="batchmean") * temperature ** 2
 
 
+def _check_finite(loss: float, step: int, label: str) -> None:
+    if not math.isfinite(loss):
+        raise TrainingError(f"{label}: the loss became {loss} by step {step}; training diverged and no model "
+                            "is written", "lower the learning rate (lr), or check the data and the model")
+
+
 def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
         label: str = "train", hooks: Sequence[TrainHook] = (), teacher: nn.Module | None = None) -> FitResult:
     """Train ``model`` in place for ``cfg.epochs`` on ``data.train``; hooks keep invariants.
@@ -123,6 +129,7 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
             seen, window = seen + len(y), window + len(y)
             if step % _REPORT_EVERY == 0 or step == total:
                 last = (float(loss_sum) / window, 100.0 * float(correct) / window)
+                _check_finite(last[0], step, label)
                 ctx.progress.update(_REPORT_EVERY if step % _REPORT_EVERY == 0 else step % _REPORT_EVERY,
                                     loss=last[0], acc=last[1],
                                     samples_per_s=seen / (time.perf_counter() - start))
@@ -133,6 +140,8 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
                 break
         if any(h.stop for h in hooks):
             break
+    if window:
+        _check_finite(float(loss_sum) / window, step, label)
     seconds = time.perf_counter() - start
     for hook in hooks:
         hook.on_end(model)

@@ -3,8 +3,12 @@ from pathlib import Path
 
 import pytest
 
+import yaml
+from typer.testing import CliRunner
+
+from cli.app import app
 from cli.common import builtin_recipe_path
-from compress.recipe import load_recipe
+from compress import load_recipe
 
 CONFIGS = sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.yaml"))
 
@@ -14,9 +18,12 @@ def test_configs_exist():
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_config_validates(path):
-    recipe = load_recipe(path)
-    assert recipe.pipeline
+def test_config_validates_with_its_own_stages(path):
+    res = CliRunner().invoke(app, ["validate", str(path)])
+    assert res.exit_code == 0, res.output
+    raw = yaml.safe_load(path.read_text())
+    kinds = [next(iter(s)) if isinstance(s, dict) else s for s in raw["pipeline"]]
+    assert f"{raw['model']['name']} on {raw['data']['name']}: {' → '.join(kinds)}" in res.stdout
 
 
 def test_builtin_is_the_quickstart():

@@ -4,14 +4,14 @@ import json
 from typer.testing import CliRunner
 
 from cli.app import app
-from tests.cli.test_cli import write
 from tests.conftest import tiny_recipe
+from tests.conftest import write_recipe as write
 
 
-def test_sweep_points_shrink_with_rate_and_bits(tmp_path):
+def test_sweep_points_shrink_with_rate_and_bits(tmp_path, cnn_base):
     recipe = str(write(tmp_path, tiny_recipe(tmp_path)))
     png = tmp_path / "sweep.png"
-    res = CliRunner().invoke(app, ["sweep", "-r", recipe, "--rates", "0,90", "--bits", "8,2",
+    res = CliRunner().invoke(app, ["sweep", "-r", recipe, "-c", str(cnn_base), "--rates", "0,90", "--bits", "8,2",
                                    "--finetune-epochs", "0", "--plot", str(png), "--json", str(tmp_path / "s.json")])
     assert res.exit_code == 0, res.output
     assert "accuracy vs size" in res.output and "2 bit" in res.output

@@ -80,3 +80,17 @@ def test_distillation_pulls_the_student_towards_its_teacher():
     assert _agreement(student.eval(), teacher, data.test.x) > 0.9
     with pytest.raises(InputError, match="needs the uncompressed model as teacher"):
         fit(student, data, cfg, ctx)
+
+
+def test_a_non_finite_loss_stops_training_with_a_clear_error():
+    import pytest
+
+    from compress.errors import TrainingError
+
+    data = load_dataset(DataConfig(name="digits"))
+    model = build_model("lenet-300-100", {})
+    with torch.no_grad():
+        model[1].bias.fill_(float("nan"))
+    with pytest.raises(TrainingError, match="the loss became nan by step 10") as info:
+        fit(model, data, TrainConfig(epochs=1, batch_size=64), RunContext(torch.device("cpu"), 0))
+    assert "lower the learning rate" in info.value.hint

@@ -1,8 +1,11 @@
 """The ``.mzip`` container: one safetensors file, one uint8 buffer per tensor, a JSON manifest.
 
-Nothing in it is unpickled. The manifest (in the safetensors metadata) carries the
-format version, the model spec, each tensor's encoding, the recipe and report, and
-a SHA-256 over manifest and payload, so truncation and bit flips are caught.
+Nothing in it is unpickled. The manifest (in the safetensors metadata) carries the format
+version, the model spec, each tensor's encoding, the recipe and report, and a SHA-256 over
+manifest and payload, so truncation and bit flips are caught. Reading is two steps: the
+header and checksum (:func:`read_header`, bounded by the file's size), then decoding
+(:func:`decode`), bounded by the shapes the caller's architecture allows — a forged manifest
+cannot make modelzip allocate more than the model it names.
 """
 from __future__ import annotations
 
@@ -10,23 +13,26 @@ import base64
 import hashlib
 import json
 import lzma
-import os
-import tempfile
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn as nn
 
-from compress import __version__
-from compress.artifact.encodings import LinearGrid, decode_tensor, encode_tensor
-from compress.errors import ArtifactError, CheckpointError
+from compress.artifact.encodings import LinearGrid, decode_tensor, encode_tensor, payload_limit
+from compress.errors import ArtifactError
+from compress.version import __version__
 
 FORMAT = "modelzip"
 FORMAT_VERSION = 1
 _META_KEY = "modelzip"
 _INFO_KEY = "info.xz.b85"  # recipe and report: JSON, LZMA-compressed, base85 text
+_MAX_INFO = 16 << 20  # bytes the recipe/report block may decompress to
+MAX_UNBOUNDED_ELEMENTS = 1 << 27  # elements decoded when the caller gives no architecture to bound them
+_DESCRIBE_DECODE = 1 << 24  # a summary decodes an unindexed tensor only up to this many elements
+
+Encoded = tuple[dict[str, Any], dict[str, bytes]]  # per-tensor metadata, payloads
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,23 @@ class ModelSpec:
 
     name: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Header:
+    """A verified artifact before decoding: manifest (recipe/report unpacked) and raw payloads."""
+
+    path: Path
+    manifest: dict[str, Any]
+    payloads: dict[str, bytes]
+
+    @property
+    def spec(self) -> ModelSpec:
+        model = self.manifest.get("model")
+        if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+            raise ArtifactError(f"{self.path}: the manifest names no model")
+        kwargs = model.get("kwargs", {})
+        return ModelSpec(model["name"], kwargs if isinstance(kwargs, dict) else {})
 
 
 @dataclass
@@ -50,23 +73,8 @@ class Artifact:
         return ModelSpec(self.manifest["model"]["name"], self.manifest["model"].get("kwargs", {}))
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def encode_state(state: dict[str, torch.Tensor], grids: dict[str, LinearGrid] | None = None,
-                 entropy: bool = True) -> tuple[dict[str, Any], dict[str, bytes]]:
+                 entropy: bool = True) -> Encoded:
     """Encode a state_dict: per-tensor metadata and payloads."""
     grids = grids or {}
     metas, payloads = {}, {}
@@ -78,29 +86,33 @@ def encode_state(state: dict[str, torch.Tensor], grids: dict[str, LinearGrid] | 
 
 def to_bytes(state: dict[str, torch.Tensor], spec: ModelSpec, *, grids: dict[str, LinearGrid] | None = None,
              recipe: dict[str, Any] | None = None, report: dict[str, Any] | None = None,
-             entropy: bool = True, execute: dict[str, Any] | None = None) -> bytes:
+             entropy: bool = True, execute: dict[str, Any] | None = None,
+             versions: dict[str, int] | None = None) -> bytes:
     """The complete artifact file as bytes."""
-    return assemble(encode_state(state, grids, entropy), spec, recipe=recipe, report=report, execute=execute)
+    return assemble(encode_state(state, grids, entropy), spec, recipe=recipe, report=report, execute=execute,
+                    versions=versions)
 
 
-def assemble(encoded: tuple[dict[str, Any], dict[str, bytes]], spec: ModelSpec, *,
-             recipe: dict[str, Any] | None = None, report: dict[str, Any] | None = None,
-             execute: dict[str, Any] | None = None) -> bytes:
+def assemble(encoded: Encoded, spec: ModelSpec, *, recipe: dict[str, Any] | None = None,
+             report: dict[str, Any] | None = None, execute: dict[str, Any] | None = None,
+             versions: dict[str, int] | None = None) -> bytes:
     """Wrap already encoded tensors with a manifest (cheap: no tensor is re-encoded).
 
-    ``execute`` is an optional runtime plan (int8 execution) that loaders may rebuild.
-
-    The bytes are a standard safetensors file (one U8 tensor per state_dict entry), laid
-    out here in a single join so that writing costs one copy of the payload.
+    ``execute`` is an optional runtime plan (int8 execution) that loaders may rebuild;
+    ``versions`` the state_dict's module versions (``_metadata``) that some modules' loaders read.
+    The bytes are a standard safetensors file (one U8 tensor per state_dict entry), laid out in
+    a single join so that writing costs one copy of the payload.
     """
     metas, payloads = encoded
     manifest: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION, "modelzip": __version__,
                                 "model": {"name": spec.name, "kwargs": spec.kwargs}, "tensors": metas}
     if recipe is not None or report is not None:  # compressed: a few KB matter next to a 20 KB model
-        info = json.dumps({"recipe": recipe, "report": report}, separators=(",", ":")).encode()
+        info = json.dumps({"recipe": recipe, "report": report}, separators=(",", ":"), sort_keys=True).encode()
         manifest[_INFO_KEY] = base64.b85encode(lzma.compress(info, preset=9 | lzma.PRESET_EXTREME)).decode()
     if execute is not None:
         manifest["execute"] = execute
+    if versions:
+        manifest["versions"] = versions
     manifest["sha256"] = _checksum(manifest, payloads)
     header: dict[str, Any] = {"__metadata__": {_META_KEY: json.dumps(manifest, separators=(",", ":"))}}
     offset = 0
@@ -121,8 +133,10 @@ def _checksum(manifest: dict[str, Any], payloads: dict[str, bytes]) -> str:
 
 
 def is_artifact(path: Path) -> bool:
-    """True when ``path`` looks like a modelzip file (safetensors with a modelzip manifest)."""
+    """True when ``path`` is a regular file that looks like a modelzip file (never opens a FIFO)."""
     try:
+        if not path.is_file():
+            return False
         with path.open("rb") as fh:
             head = fh.read(8)
             size = int.from_bytes(head, "little") if len(head) == 8 else 0
@@ -131,35 +145,85 @@ def is_artifact(path: Path) -> bool:
         return False
 
 
-def read(path: Path) -> Artifact:
-    """Read and verify an artifact; every failure is an :class:`ArtifactError` naming the file."""
+def read(path: Path, limits: dict[str, tuple[int, ...]] | None = None) -> Artifact:
+    """Read, verify and decode an artifact; every failure is an :class:`ArtifactError` naming the file."""
+    return decode(read_header(Path(path)), limits)
+
+
+def read_header(path: Path) -> Header:
+    """The verified manifest and payloads of ``path`` (no tensor decoded yet)."""
     path = Path(path)
+    if path.is_dir():
+        raise ArtifactError(f"{path} is a directory, not an artifact")
     if not path.is_file():
-        raise ArtifactError(f"{path}: no such file")
+        raise ArtifactError(f"{path}: no such file" if not path.exists() else
+                            f"{path} is not a regular file (a device, FIFO or socket)")
     try:
         manifest, payloads = _read_raw(path)
+        if not isinstance(manifest.get("tensors"), dict):
+            raise ArtifactError(f"{path}: the manifest lists no tensors")
+        ok = manifest.get("sha256") == _checksum(manifest, payloads)
     except ArtifactError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parse failure of untrusted bytes is "corrupt"
         raise ArtifactError(f"{path}: not a readable modelzip artifact ({type(exc).__name__}: {exc})") from None
-    if manifest.get("sha256") != _checksum(manifest, payloads):
+    if not ok:
         raise ArtifactError(f"{path}: checksum mismatch: the file is corrupt or was modified",
                             "re-create or re-download it")
     if _INFO_KEY in manifest:
-        try:
-            manifest.update(json.loads(lzma.decompress(base64.b85decode(manifest.pop(_INFO_KEY)))))
-        except Exception as exc:  # noqa: BLE001 - checksummed, so only a writer bug gets here
-            raise ArtifactError(f"{path}: recipe/report block cannot be decoded ({exc})") from None
+        manifest.update(_read_info(path, manifest.pop(_INFO_KEY)))
+    return Header(path, manifest, payloads)
+
+
+def _read_info(path: Path, text: Any) -> dict[str, Any]:
+    try:
+        dec = lzma.LZMADecompressor()
+        raw = dec.decompress(base64.b85decode(text), max_length=_MAX_INFO)
+        if not dec.eof:
+            raise ValueError(f"the block decompresses to more than {_MAX_INFO >> 20} MB")
+        info = json.loads(raw)
+        if not isinstance(info, dict):
+            raise ValueError("not a mapping")
+        return {k: info.get(k) for k in ("recipe", "report")}
+    except Exception as exc:  # noqa: BLE001 - checksummed, so only a writer bug or a forger gets here
+        raise ArtifactError(f"{path}: recipe/report block cannot be decoded ({exc})") from None
+
+
+def decode(header: Header, limits: dict[str, tuple[int, ...]] | None = None) -> Artifact:
+    """Decode every tensor; shapes must fit ``limits`` (the architecture's) or a fixed element budget."""
+    metas: dict[str, Any] = header.manifest["tensors"]
+    _check_shapes(header.path, metas, limits)
     state, grids = {}, {}
-    for name, meta in manifest["tensors"].items():
+    for name, meta in metas.items():
         try:
             found: list[LinearGrid] = []
-            state[name] = decode_tensor(meta, payloads[name], found)
+            state[name] = decode_tensor(meta, header.payloads[name], found)
             if found:
                 grids[name] = found[0]
         except Exception as exc:  # noqa: BLE001
-            raise ArtifactError(f"{path}: tensor '{name}' cannot be decoded ({exc})") from None
-    return Artifact(path, manifest, state, {k: len(v) for k, v in payloads.items()}, grids)
+            raise ArtifactError(f"{header.path}: tensor '{name}' cannot be decoded ({exc})") from None
+    return Artifact(header.path, header.manifest, state, {k: len(v) for k, v in header.payloads.items()}, grids)
+
+
+def _check_shapes(path: Path, metas: dict[str, Any], limits: dict[str, tuple[int, ...]] | None) -> None:
+    total = 0
+    for name, meta in metas.items():
+        try:
+            shape = [int(s) for s in meta["shape"]]
+            if any(s < 0 for s in shape) or len(shape) > 8:
+                raise ValueError
+        except (KeyError, TypeError, ValueError):
+            raise ArtifactError(f"{path}: tensor '{name}' has no valid shape") from None
+        if limits is not None:
+            if name not in limits:
+                raise ArtifactError(f"{path}: tensor '{name}' is not part of the model the artifact names")
+            bound = limits[name]
+            if len(bound) != len(shape) or any(s > b for s, b in zip(shape, bound, strict=True)):
+                raise ArtifactError(f"{path}: tensor '{name}' has shape {tuple(shape)}, larger than the "
+                                    f"architecture's {tuple(bound)}")
+        total += math.prod(shape)
+        if limits is None and total > MAX_UNBOUNDED_ELEMENTS:
+            raise ArtifactError(f"{path}: the tensors declare more than {MAX_UNBOUNDED_ELEMENTS:,} values")
 
 
 def _read_raw(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -174,42 +238,42 @@ def _read_raw(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise ArtifactError(f"{path}: manifest is not a modelzip manifest")
         if manifest.get("version") != FORMAT_VERSION:
-            raise ArtifactError(f"{path}: unknown format version {manifest.get('version')!r} "
+            raise ArtifactError(f"{path}: unknown format version {str(manifest.get('version'))[:20]} "
                                 f"(this modelzip reads version {FORMAT_VERSION})", "upgrade modelzip")
-        names = set(fh.keys())
-        if names != set(manifest["tensors"]):
+        tensors = manifest.get("tensors")
+        if not isinstance(tensors, dict) or set(fh.keys()) != set(tensors):
             raise ArtifactError(f"{path}: manifest and payload list different tensors")
-        payloads = {k: fh.get_tensor(k).numpy().tobytes() for k in manifest["tensors"]}
+        payloads = {k: fh.get_tensor(k).numpy().tobytes() for k in tensors}
     return manifest, payloads
 
 
-def build(artifact: Artifact, device: str | torch.device = "cpu", trust_model_code: bool = False) -> nn.Module:
-    """Rebuild the model stored in ``artifact`` (eval mode, on ``device``)."""
-    from compress.models import build_model, fit_to_shapes, load_state
-
-    spec = artifact.spec
-    if ":" in spec.name and not spec.name.startswith("torchvision:") and not trust_model_code:
-        raise ArtifactError(f"{artifact.path}: the model is built by importing '{spec.name}'",
-                            "importing code named by a file runs that code; pass --trust-checkpoint "
-                            "(trust_model_code=True) if you trust its source")
-    try:
-        model = build_model(spec.name, dict(spec.kwargs))
-        fit_to_shapes(model, {k: tuple(v.shape) for k, v in artifact.state.items()})
-        load_state(model, artifact.state, str(artifact.path))
-    except CheckpointError as exc:
-        raise ArtifactError(exc.message, exc.hint) from None
-    return model.to(device).eval()
-
-
-def describe(art: Artifact) -> list[dict[str, Any]]:
-    """One summary per tensor: shape, encoding, bits, sparsity, stored bytes."""
+def describe(header: Header | Artifact) -> list[dict[str, Any]]:
+    """One summary per tensor: shape, encoding, bits, sparsity, stored bytes — without decoding tensors."""
     rows = []
-    for name, meta in art.manifest["tensors"].items():
-        tensor = art.state[name]
-        native = torch.empty((), dtype=tensor.dtype).element_size() * 8
-        bits = meta.get("bits") or (16 if meta["enc"] == "half" else native)
-        sparsity = float((tensor == 0).sum()) / tensor.numel() if tensor.numel() else 0.0
-        enc = meta["enc"] + ("+sparse" if "nnz" in meta and meta["enc"] != "sparse" else "")
-        rows.append({"name": name, "shape": meta["shape"], "encoding": enc + ("+lzma" if meta.get("z") else ""),
-                     "bits": bits, "sparsity": sparsity, "bytes": art.sizes[name], "numel": tensor.numel()})
+    sizes = header.sizes if isinstance(header, Artifact) else {k: len(v) for k, v in header.payloads.items()}
+    for name, meta in header.manifest["tensors"].items():
+        shape = [int(s) for s in meta.get("shape", [])]
+        n = math.prod(shape)
+        native = torch.empty((), dtype=getattr(torch, str(meta.get("dtype")), torch.float32)).element_size() * 8
+        bits = meta.get("bits") or (16 if meta.get("enc") == "half" else native)
+        nonzero = int(meta["nnz"]) if "nnz" in meta else _nonzero(header, name, n)
+        enc = str(meta.get("enc")) + ("+sparse" if "nnz" in meta and meta.get("enc") != "sparse" else "")
+        rows.append({"name": name, "shape": shape, "encoding": enc + ("+lzma" if meta.get("z") else ""),
+                     "bits": bits, "sparsity": 1.0 - nonzero / n if n else 0.0, "bytes": sizes[name], "numel": n})
     return rows
+
+
+def _nonzero(header: Header | Artifact, name: str, n: int) -> int:
+    """Non-zeros of a tensor stored without an index: counted when it is small enough to decode."""
+    if isinstance(header, Artifact):
+        return int((header.state[name] != 0).sum())
+    if n > _DESCRIBE_DECODE:
+        return n
+    try:
+        return int((decode_tensor(header.manifest["tensors"][name], header.payloads[name]) != 0).sum())
+    except Exception:  # noqa: BLE001 - a summary; decoding errors surface when the model is loaded
+        return n
+
+
+__all__ = ["FORMAT_VERSION", "Artifact", "Encoded", "Header", "ModelSpec", "assemble", "decode", "describe",
+           "encode_state", "is_artifact", "payload_limit", "read", "read_header", "to_bytes"]

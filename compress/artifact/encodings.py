@@ -222,12 +222,14 @@ def decode_tensor(meta: dict[str, Any], payload: bytes, grid_out: list[LinearGri
     dtype = _DTYPES[meta["dtype"]]
     shape = [int(s) for s in meta["shape"]]
     n = math.prod(shape)
-    if meta.get("z") == "lzma":
-        payload = lzma.decompress(payload, format=lzma.FORMAT_ALONE, memlimit=1 << 28)
-    elif meta.get("z") is not None:
-        raise ValueError(f"unknown entropy coder {meta['z']!r}")
     lengths = [int(x) for x in meta["parts"]]
-    if sum(lengths) != len(payload) or min(lengths, default=0) < 0:
+    if min(lengths, default=0) < 0 or sum(lengths) > payload_limit(meta):
+        raise ValueError("part lengths are negative or larger than the tensor's shape allows")
+    if meta.get("z") == "lzma":
+        payload = _bounded_lzma(payload, sum(lengths))
+    elif meta.get("z") is not None:
+        raise ValueError(f"unknown entropy coder {str(meta['z'])[:20]!r}")
+    if sum(lengths) != len(payload):
         raise ValueError("part lengths do not add up to the payload")
     parts, start = [], 0
     for length in lengths:
@@ -236,7 +238,10 @@ def decode_tensor(meta: dict[str, Any], payload: bytes, grid_out: list[LinearGri
     pos = None
     if "nnz" in meta:
         unary, rem, *parts = parts
-        pos = bitpack.decode_index(int(meta["k"]), unary, rem, int(meta["nnz"]))
+        nnz, k = int(meta["nnz"]), int(meta["k"])
+        if not 0 <= nnz <= n or not 0 <= k <= 40:
+            raise ValueError(f"sparse index of {nnz} entries (k={k}) does not fit {n} elements")
+        pos = bitpack.decode_index(k, unary, rem, nnz)
         if len(pos) and (pos[-1] >= n or pos[0] < 0):
             raise ValueError("sparse index points outside the tensor")
     values = _decode_values(meta, parts, dtype, pos, shape, grid_out if grid_out is not None else [])
@@ -245,6 +250,24 @@ def decode_tensor(meta: dict[str, Any], payload: bytes, grid_out: list[LinearGri
     out = torch.zeros(n, dtype=dtype)
     out[torch.from_numpy(pos)] = values.reshape(-1)
     return out.reshape(shape)
+
+
+def payload_limit(meta: dict[str, Any]) -> int:
+    """The most bytes any encoding of a tensor of this shape and dtype may need (bounds decoding)."""
+    shape = [int(s) for s in meta["shape"]]
+    n = math.prod(shape)
+    size = _DTYPES[meta["dtype"]].itemsize
+    return n * max(size, 2) + n // 2 + 8 * (shape[0] if shape else 1) + 4096
+
+
+def _bounded_lzma(data: bytes, expected: int) -> bytes:
+    """LZMA-decode at most ``expected`` bytes: a small file cannot expand into gigabytes."""
+    dec = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE, memlimit=1 << 28)
+    out = dec.decompress(data, max_length=expected + 1)
+    if len(out) != expected:
+        raise ValueError(f"entropy-coded payload decodes to {'more' if len(out) > expected else 'fewer'} "
+                         f"bytes than the {expected} its parts list")
+    return out
 
 
 def _decode_values(meta: dict[str, Any], parts: list[bytes], dtype: torch.dtype, pos: np.ndarray | None,

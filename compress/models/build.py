@@ -1,15 +1,27 @@
-"""Turning a model spec (name + kwargs) into an ``nn.Module``."""
+"""Turning a model spec (name + kwargs) into an ``nn.Module``, and what that may cost in trust."""
 from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
 
 from compress.errors import InputError
 from compress.models.zoo import MODELS
+from compress.registry import did_you_mean
+
+_DOWNLOADING_KWARGS = ("weights", "weights_backbone", "pretrained")  # torchvision fetches these from the net
+
+
+def torchvision_names() -> list[str]:
+    import torchvision.models as tvm
+
+    return list(tvm.list_models())
 
 
 def check_model_name(name: str) -> None:
@@ -17,20 +29,48 @@ def check_model_name(name: str) -> None:
     if name in MODELS:
         return
     if name.startswith("torchvision:"):
-        import torchvision.models as tvm
-
         arch = name.split(":", 1)[1]
-        if arch not in tvm.list_models():
-            from compress.registry import did_you_mean
-
-            raise ValueError(f"unknown torchvision model '{arch}'{did_you_mean(arch, tvm.list_models())}")
+        names = torchvision_names()
+        if arch not in names:
+            raise ValueError(f"unknown torchvision model '{arch}'{did_you_mean(arch, names)}")
         return
     if ":" in name:
         module, _, attr = name.partition(":")
-        if module and attr.isidentifier():
+        if module and all(p.isidentifier() for p in module.split(".")) and attr.isidentifier():
             return
         raise ValueError(f"'{name}' is not of the form package.module:factory")
     raise ValueError(MODELS.unknown(name) + " (or torchvision:<name>, or package.module:factory)")
+
+
+def untrusted_reason(name: str, kwargs: dict[str, Any]) -> str | None:
+    """Why building ``name(**kwargs)`` named by a *file* would run or fetch foreign code (None: safe).
+
+    Safe: modelzip's own architectures and torchvision's, with plain values and no pretrained
+    weights (those are downloaded). Anything else imports a module the file names.
+    """
+    if name in MODELS or name.startswith("torchvision:"):
+        if name.startswith("torchvision:"):
+            arch = name.split(":", 1)[1]
+            if arch not in torchvision_names():
+                return f"it names '{name}', which is not a torchvision architecture"
+        fetch = [k for k in kwargs if k in _DOWNLOADING_KWARGS and kwargs[k] not in (None, False)]
+        if fetch:
+            return f"its kwargs ask for {', '.join(fetch)}, which torchvision downloads"
+        odd = [k for k, v in kwargs.items() if not _plain(v)]
+        if odd:
+            return f"its kwargs {', '.join(odd)} are not plain numbers or strings"
+        return None
+    return f"the model is built by importing '{name}', and importing runs that module's code"
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    if value is None or isinstance(value, bool | int | float):
+        return True
+    if isinstance(value, str):
+        return len(value) <= 64
+    if isinstance(value, list | tuple) and depth == 0 and len(value) <= 64:
+        return all(_plain(v, 1) for v in value)
+    return False
 
 
 def resolve_factory(name: str) -> Callable[..., nn.Module]:
@@ -43,10 +83,26 @@ def resolve_factory(name: str) -> Callable[..., nn.Module]:
         return lambda **kw: tvm.get_model(arch, **kw)
     module, _, attr = name.partition(":")
     try:
-        return getattr(importlib.import_module(module), attr)
+        with _cwd_on_path():
+            return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise InputError(f"model '{name}': cannot import {attr} from {module} ({exc})",
-                         "make sure the package is importable (pip install -e it, or set PYTHONPATH)") from None
+                         "make sure the package is importable from the current folder, installed "
+                         "(pip install -e .) or on PYTHONPATH") from None
+
+
+@contextmanager
+def _cwd_on_path() -> Iterator[None]:
+    """The current folder on ``sys.path`` while importing a user's factory, as Python does for scripts."""
+    cwd = str(Path.cwd())
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
 
 
 def resolve_kwargs(name: str, kwargs: dict[str, Any], num_classes: int | None,
@@ -71,7 +127,7 @@ def build_model(name: str, kwargs: dict[str, Any]) -> nn.Module:
     """Build the architecture ``name`` with ``kwargs`` (weights left at initialisation)."""
     try:
         model = resolve_factory(name)(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise InputError(f"model '{name}' does not accept kwargs {kwargs}: {exc}",
                          "check model.kwargs in the recipe") from None
     if not isinstance(model, nn.Module):

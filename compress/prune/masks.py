@@ -5,10 +5,8 @@ import torch
 import torch.nn as nn
 
 from compress.errors import InputError
-from compress.layers import per_layer, weight_params
+from compress.layers import keep_top, per_layer, weight_params
 from compress.training import TrainHook
-
-MAX_RATE = 99.5  # the highest rate an allocation or a budget search may give
 
 
 def prunable_params(model: nn.Module, skip: list[str]) -> dict[str, nn.Parameter]:
@@ -39,15 +37,6 @@ def select(scores: dict[str, torch.Tensor], rate: float, scope: str,
             masks[name] = keep[offset:offset + s.numel()].view_as(s)
             offset += s.numel()
     return masks
-
-
-def keep_top(scores: torch.Tensor, rate: float) -> torch.Tensor:
-    """Boolean mask keeping all but the lowest ``rate`` % of ``scores``."""
-    n_remove = int(round(scores.numel() * rate / 100.0))
-    keep = torch.ones_like(scores, dtype=torch.bool)
-    if n_remove > 0:
-        keep[torch.topk(scores, n_remove, largest=False).indices] = False
-    return keep
 
 
 class MaskHook(TrainHook):

@@ -1,7 +1,8 @@
-"""Channel pruning: whole filters/neurons removed through torch-pruning's dependency graph.
+"""Channel pruning: the handler of :class:`ChannelPrune`.
 
-The graph keeps coupled layers consistent (BatchNorm, residual adds, the next layer's
-inputs), so the model becomes physically smaller. Rates here are % of channels removed.
+Whole filters/neurons are removed through torch-pruning's dependency graph, which keeps
+coupled layers consistent (BatchNorm, residual adds, the next layer's inputs), so the model
+becomes physically smaller. Rates here are % of channels removed.
 """
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ from compress.context import RunContext
 from compress.data import Dataset, iter_batches
 from compress.errors import InputError, UnsupportedError
 from compress.layers import WEIGHTED, matches
-from compress.recipe.schema import PruneConfig
+from compress.method import Outcome, Workspace
+from compress.prune import importance
+from compress.prune.schedules import cycle_rates
+from compress.recipe.base import FinetuneConfig
+from compress.recipe.methods import ChannelPrune
+from compress.training import fit
 
 # Module types whose own parameters torch-pruning knows how to slice.
 _KNOWN = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
@@ -30,24 +36,25 @@ def _tp() -> Any:
     return torch_pruning
 
 
-class _SeededRandom:
-    """Random channel scores from the run's generator (torch-pruning's own uses the global RNG)."""
-
-    def __init__(self, gen: torch.Generator) -> None:
-        self.gen = gen
-
-    def __call__(self, group: Any, **kwargs: Any) -> torch.Tensor:
-        _, idxs = group[0]
-        return torch.rand(len(idxs), generator=self.gen)
-
-
-def _importance(method: str, ctx: RunContext) -> Any:
-    tp = _tp()
-    if method == "magnitude":
-        return tp.importance.GroupMagnitudeImportance(p=1)
-    if method == "taylor":
-        return tp.importance.GroupTaylorImportance()
-    return _SeededRandom(ctx.generator(offset=7))
+def prune_channels(model: nn.Module, cfg: ChannelPrune, ws: Workspace) -> Outcome:
+    """Remove ``cfg.rate`` % of channels (one-shot or in iterative cycles with fine-tuning)."""
+    if ws.hooks or ws.grids:
+        raise UnsupportedError("channel pruning after unstructured pruning or quantization would drop their "
+                               "masks/grids", "put the channel prune stage first (and start from a dense model)")
+    if cfg.rate is None:
+        raise InputError(f"prune: {cfg.needs_amount()}")
+    example = ws.data.test.x[:1].to(ws.run.device)
+    cycles = cfg.iterations if cfg.schedule == "iterative" else 1
+    before = sum(p.numel() for p in model.parameters())
+    pruner = build_pruner(model, cfg, example, ws.run, steps=cycles)
+    for k in range(1, cycles + 1):
+        prune_step(pruner, model, ws.data, ws.run, cfg, example)
+        if cfg.schedule == "iterative":
+            fit(model, ws.data, cfg.finetune or FinetuneConfig(), ws.run, label=f"prune cycle {k}/{cycles}",
+                hooks=ws.hooks, teacher=ws.teacher)
+    after = sum(p.numel() for p in model.parameters())
+    return Outcome(notes=[f"channel pruning removed {100 * (1 - after / before):.1f}% of parameters "
+                          f"({before:,} → {after:,})"])
 
 
 def output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
@@ -78,7 +85,7 @@ def check_supported(model: nn.Module, skip: list[str]) -> None:
                 f"skip it and the layer feeding it (prune.skip: ['{name}', …]) or use granularity: unstructured")
 
 
-def build_pruner(model: nn.Module, cfg: PruneConfig, example: torch.Tensor, ctx: RunContext,
+def build_pruner(model: nn.Module, cfg: ChannelPrune, example: torch.Tensor, ctx: RunContext,
                  steps: int = 1) -> Any:
     """A torch-pruning pruner for ``cfg`` (``steps`` > 1 for iterative cycles)."""
     tp = _tp()
@@ -94,7 +101,8 @@ def build_pruner(model: nn.Module, cfg: PruneConfig, example: torch.Tensor, ctx:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return tp.pruner.BasePruner(
-                model, example, importance=_importance(cfg.method, ctx), global_pruning=cfg.scope == "global",
+                model, example, importance=importance.get(cfg.method).channels(ctx),
+                global_pruning=cfg.scope == "global",
                 pruning_ratio=(cfg.rate or 0.0) / 100.0, pruning_ratio_dict=ratios or None,
                 ignored_layers=ignored, iterative_steps=steps,
                 iterative_pruning_ratio_scheduler=_cubic_steps)
@@ -104,15 +112,13 @@ def build_pruner(model: nn.Module, cfg: PruneConfig, example: torch.Tensor, ctx:
 
 
 def _cubic_steps(ratio: float, steps: int) -> list[float]:
-    from compress.prune.schedules import cycle_rates
-
     return [0.0, *cycle_rates(ratio, steps)]
 
 
-def prune_step(pruner: Any, model: nn.Module, data: Dataset, ctx: RunContext, cfg: PruneConfig,
+def prune_step(pruner: Any, model: nn.Module, data: Dataset, ctx: RunContext, cfg: ChannelPrune,
                example: torch.Tensor) -> None:
     """One pruning step (surgery), with gradients first for taylor; checks the result still runs."""
-    if cfg.method == "taylor":
+    if importance.get(cfg.method).needs_gradients:
         _accumulate_grads(model, data, ctx, cfg.calibration_batches)
     try:
         pruner.step()

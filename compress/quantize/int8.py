@@ -18,7 +18,7 @@ import torch.nn as nn
 from compress.context import RunContext
 from compress.data import Dataset, iter_batches
 from compress.errors import UnsupportedError
-from compress.recipe.schema import QuantizeConfig
+from compress.recipe.methods import QuantizeBase
 
 _ENGINES = ("x86", "fbgemm", "onednn", "qnnpack")  # preference order
 Plan = dict[str, Any]
@@ -42,7 +42,7 @@ def pick_engine(device: torch.device) -> str:
     return engine
 
 
-def convert(model: nn.Module, cfg: QuantizeConfig, data: Dataset, ctx: RunContext) -> tuple[nn.Module, Plan]:
+def convert(model: nn.Module, cfg: QuantizeBase, data: Dataset, ctx: RunContext) -> tuple[nn.Module, Plan]:
     """An int8 copy of ``model`` (static with calibration on ``data.train``, or dynamic) and its plan."""
     engine = pick_engine(ctx.device)
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())

@@ -1,7 +1,16 @@
-"""Weight sharing (Deep Compression): a per-layer codebook of 2^bits values found by 1-D k-means."""
+"""Weight sharing (Deep Compression): a per-layer codebook of 2^bits values found by 1-D k-means.
+
+Codebook fitting and the tied weights here; :func:`quantize_kmeans` is the method's handler.
+"""
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
+
+from compress.method import Outcome, Workspace
+from compress.quantize.common import quantize_layers
+from compress.recipe.methods import KMeansQuantize
+from compress.training import TrainHook
 
 _ITERATIONS = 30
 
@@ -16,7 +25,7 @@ def fit_codebook(values: torch.Tensor, bits: int, iterations: int = _ITERATIONS)
     for _ in range(iterations):
         idx = assign(v, centroids)
         sums = torch.zeros_like(centroids).index_add_(0, idx, v)
-        counts = torch.zeros_like(centroids).index_add_(0, idx, torch.ones_like(v))
+        counts = torch.bincount(idx, minlength=k).to(centroids.dtype)  # exact (a float32 sum stops at 2^24)
         moved = torch.where(counts > 0, sums / counts.clamp_min(1), centroids)
         if torch.equal(moved, centroids):
             break
@@ -72,3 +81,43 @@ class SharedWeights:
         """Centroids ← mean of their cluster's updated weights (the optimizer's grouped step)."""
         means = self._cluster_means(self.param.detach().reshape(-1)[self.pos])
         self.centroids = torch.where(self.counts > 0, means, self.centroids)
+
+
+class CodebookHook(TrainHook):
+    """Weights stay tied to per-layer centroids; centroids learn from grouped gradients."""
+
+    def __init__(self, layers: list[SharedWeights]) -> None:
+        self.layers = layers
+
+    def on_start(self, model: nn.Module) -> None:
+        for layer in self.layers:
+            layer.tie()
+
+    def after_backward(self, model: nn.Module) -> None:
+        for layer in self.layers:
+            layer.group_gradients()
+
+    def after_step(self, model: nn.Module, step: int, total: int) -> None:
+        for layer in self.layers:
+            layer.update_centroids()
+            layer.tie()
+
+
+def project(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """``w`` with its non-zeros replaced by their k-means centroid (16 = fp16), for scans and searches."""
+    if bits == 16:
+        return w.half().to(w.dtype)
+    shared = SharedWeights(torch.nn.Parameter(w.detach().clone()), bits)
+    shared.tie()
+    return shared.param.detach()
+
+
+def quantize_kmeans(model: nn.Module, cfg: KMeansQuantize, ws: Workspace) -> Outcome:
+    """The handler of :class:`KMeansQuantize`: per-layer codebooks; fine-tuning moves the centroids."""
+    def apply(params: dict[str, nn.Parameter], bits: dict[str, int]) -> tuple[dict, TrainHook]:
+        layers = [SharedWeights(p, bits[n]) for n, p in params.items()]
+        for layer in layers:
+            layer.tie()
+        return {}, CodebookHook(layers)
+
+    return quantize_layers(model, cfg, ws, project, list(range(8, 0, -1)), apply, "kmeans")

@@ -1,8 +1,8 @@
-"""Quantization-aware fine-tuning: hooks for the shared training loop.
+"""Quantization-aware fine-tuning for grids: the straight-through-estimator hook.
 
-Grid methods use the straight-through estimator: the forward pass and the gradient see the
-quantized weights, the optimizer updates latent float weights, and training ends with the
-weights projected onto their grid. Codebook methods keep weights tied to shared centroids.
+The forward pass and the gradient see the quantized weights, the optimizer updates latent
+float weights, and training ends with the weights projected onto their grid. (Codebook
+methods keep weights tied to shared centroids: ``kmeans.CodebookHook``.)
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from compress.quantize.kmeans import SharedWeights
 from compress.training import TrainHook
 
 Projection = Callable[[str, torch.Tensor], torch.Tensor]
@@ -43,23 +42,3 @@ class STEHook(TrainHook):
 
     def on_end(self, model: nn.Module) -> None:
         self.latent.clear()  # the last step left the projected weights in place
-
-
-class CodebookHook(TrainHook):
-    """Weights stay tied to per-layer centroids; centroids learn from grouped gradients."""
-
-    def __init__(self, layers: list[SharedWeights]) -> None:
-        self.layers = layers
-
-    def on_start(self, model: nn.Module) -> None:
-        for layer in self.layers:
-            layer.tie()
-
-    def after_backward(self, model: nn.Module) -> None:
-        for layer in self.layers:
-            layer.group_gradients()
-
-    def after_step(self, model: nn.Module, step: int, total: int) -> None:
-        for layer in self.layers:
-            layer.update_centroids()
-            layer.tie()

@@ -1,156 +1,41 @@
 """The typed recipe: every key, its type, its range and its default.
 
-Defaults live here and nowhere else. Unknown keys are rejected (``extra="forbid"``).
+Defaults live here and in :mod:`compress.recipe.base` / :mod:`compress.recipe.methods` and
+nowhere else. Unknown keys are rejected (``extra="forbid"``), every float must be finite, and
+what can be checked without compute across sections (stage order, a missing amount, a
+validation split that does not exist, int8 on a GPU) is checked here, before anything runs.
 """
 from __future__ import annotations
 
-import re
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from compress.recipe.base import (
+    MAX_SEED, Constraints, DataConfig, EvaluateConfig, FinetuneConfig, ModelConfig, Schema, TrainConfig,
+    check_device,
+)
+from compress.recipe.methods import (
+    ChannelPrune, KMeansQuantize, LinearQuantize, MethodConfig, OptionalPrune, OptionalQuantize, PruneBase,
+    QuantizeBase, UnstructuredPrune,
+)
 
 STAGE_NAMES = ("train", "prune", "quantize", "finetune", "evaluate")
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+COMPRESSION_STAGES = ("prune", "quantize")
 
-
-class Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class ModelConfig(Schema):
-    """Which architecture to build and which weights to load into it."""
-
-    name: str = Field(description="registry name, 'torchvision:<name>' or 'package.module:factory'")
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    checkpoint: str | None = None
-    trust_checkpoint: bool = Field(False, description="allow loading a pickled nn.Module")
-
-    @field_validator("name")
-    @classmethod
-    def _known_model(cls, name: str) -> str:
-        from compress.models import check_model_name
-
-        check_model_name(name)
-        return name
-
-
-class DataConfig(Schema):
-    """Dataset, location and batching for evaluation."""
-
-    name: str = "digits"
-    root: str = "./data"
-    download: bool = False
-    augment: bool = Field(False, description="random crop + flip for CIFAR-like sets")
-    val_fraction: float = Field(0.0, ge=0.0, lt=1.0)
-    eval_batch_size: int = Field(1000, gt=0)
-    image_size: int = Field(224, gt=0, description="imagefolder only")
-
-    @field_validator("name")
-    @classmethod
-    def _known_dataset(cls, name: str) -> str:
-        from compress.data import DATASETS
-
-        if name not in DATASETS:
-            raise ValueError(DATASETS.unknown(name))
-        return name
-
-
-class TrainConfig(Schema):
-    """Options of the shared training loop (``train`` stage)."""
-
-    epochs: int = Field(3, gt=0)
-    batch_size: int = Field(128, gt=0)
-    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: float = Field(1e-3, gt=0)
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)
-    weight_decay: float = Field(0.0, ge=0.0)
-    schedule: Literal["constant", "cosine", "step"] = "cosine"
-    step_epochs: int = Field(1, gt=0, description="epochs between decays, 'step' schedule")
-    gamma: float = Field(0.1, gt=0.0, le=1.0)
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-
-
-class FinetuneConfig(TrainConfig):
-    """The same loop after compression: masks and grids are kept."""
-
-    epochs: int = Field(2, gt=0)
-    lr: float = Field(1e-4, gt=0)
-    distill: float = Field(0.0, ge=0.0, le=1.0, description="weight of the distillation loss towards the "
-                           "model as it was before the first compression stage (0 = labels only)")
-    temperature: float = Field(4.0, gt=0.0, description="softmax temperature of the distillation loss")
-
-
-class PruneConfig(Schema):
-    """Importance-based pruning (``prune`` stage)."""
-
-    rate: float | None = Field(None, ge=0.0, lt=100.0, description="% of prunable weights removed "
-                               "(channel granularity: % of channels)")
-    method: Literal["magnitude", "random", "taylor"] = "magnitude"
-    granularity: Literal["unstructured", "channel"] = "unstructured"
-    scope: Literal["global", "layer"] = "global"
-    allocation: Literal["uniform", "sensitivity"] = Field("uniform", description="per-layer rates: 'uniform' "
-                                                          "applies rate per scope; 'sensitivity' gives each layer "
-                                                          "its own rate from a per-layer sensitivity scan, with "
-                                                          "rate as the weighted mean")
-    schedule: Literal["oneshot", "iterative", "gradual"] = "oneshot"
-    skip: list[str] = Field(default_factory=list, description="module name patterns left dense")
-    layer_rates: dict[str, float] = Field(default_factory=dict)
-    calibration_batches: int = Field(8, gt=0)
-    min_rate: float = Field(0.0, ge=0.0, lt=100.0, description="lowest rate a budget search may return")
-    iterations: int = Field(3, gt=0, description="prune/fine-tune cycles, 'iterative'")
-    update_every: int = Field(50, gt=0, description="steps between mask updates, 'gradual'")
-    ramp: float = Field(0.75, gt=0.0, le=1.0, description="share of fine-tuning steps over which sparsity "
-                        "rises to rate, 'gradual'")
-    finetune: FinetuneConfig | None = Field(None, description="fine-tuning used by iterative/gradual")
-
-    @field_validator("layer_rates")
-    @classmethod
-    def _rates_in_range(cls, rates: dict[str, float]) -> dict[str, float]:
-        bad = {k: v for k, v in rates.items() if not 0.0 <= v < 100.0}
-        if bad:
-            raise ValueError(f"rates must be in [0, 100), got {bad}")
-        return rates
-
-
-class QuantizeConfig(Schema):
-    """Weight quantization (``quantize`` stage)."""
-
-    bits: int | None = Field(None, description="1–8, or 16 for fp16 (with allocation: sensitivity, the "
-                             "weighted mean bit width)")
-    allocation: Literal["uniform", "sensitivity"] = Field("uniform", description="'sensitivity': per-layer "
-                                                          "bits from a sensitivity scan")
-    method: Literal["linear", "kmeans"] = "linear"
-    granularity: Literal["channel", "tensor"] = "channel"
-    symmetric: bool = True
-    range: Literal["minmax", "mse"] = "minmax"
-    layer_bits: dict[str, int] = Field(default_factory=dict)
-    skip: list[str] = Field(default_factory=list)
-    execute: Literal["float", "int8"] = "float"
-    observer: Literal["minmax", "histogram", "percentile"] = "histogram"
-    calibration_batches: int = Field(8, gt=0)
-
-    @field_validator("bits")
-    @classmethod
-    def _bits_in_range(cls, bits: int | None) -> int | None:
-        if bits is not None and not (1 <= bits <= 8 or bits == 16):
-            raise ValueError(f"must be 1–8 (or 16 for fp16), got {bits}")
-        return bits
-
-
-class EvaluateConfig(Schema):
-    """Accuracy and latency measurement (``evaluate`` stage)."""
-
-    split: Literal["test", "val"] = "test"
-    latency_batch_size: int = Field(256, gt=0)
-    latency_repeats: int = Field(10, gt=0)
+__all__ = [
+    "COMPRESSION_STAGES", "STAGE_NAMES", "ChannelPrune", "Constraints", "DataConfig", "EvaluateConfig",
+    "FinetuneConfig", "KMeansQuantize", "LinearQuantize", "ModelConfig", "PruneBase", "QuantizeBase", "Recipe",
+    "Schema", "Stage", "TrainConfig", "UnstructuredPrune",
+]
 
 
 class Stage(Schema):
     """One pipeline step: exactly one of the stage keys."""
 
     train: TrainConfig | None = None
-    prune: PruneConfig | None = None
-    quantize: QuantizeConfig | None = None
+    prune: OptionalPrune = None
+    quantize: OptionalQuantize = None
     finetune: FinetuneConfig | None = None
     evaluate: EvaluateConfig | None = None
 
@@ -178,11 +63,13 @@ class Stage(Schema):
     def config(self) -> Schema:
         return getattr(self, self.kind)
 
-
-class Constraints(Schema):
-    max_accuracy_drop: float | None = Field(None, ge=0.0, description="percentage points")
-    prune_share: float = Field(0.5, gt=0.0, le=1.0, description="share of the budget a prune search may use "
-                               "when a later quantize stage searches its bits too")
+    @classmethod
+    def of(cls, config: Schema) -> Stage:
+        """The stage holding ``config`` (the stage key follows from the config's type)."""
+        kind = config.stage if isinstance(config, MethodConfig) else next(
+            k for k, t in (("finetune", FinetuneConfig), ("train", TrainConfig), ("evaluate", EvaluateConfig))
+            if isinstance(config, t))
+        return cls(**{kind: config})
 
 
 class Recipe(Schema):
@@ -190,15 +77,60 @@ class Recipe(Schema):
 
     model: ModelConfig
     data: DataConfig = Field(default_factory=DataConfig)
-    pipeline: list[Stage] = Field(min_length=1)
+    pipeline: list[Stage] = Field(min_length=1, max_length=1000)
     device: str = "auto"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED - 1000)
     output: str = "runs/modelzip"
     constraints: Constraints = Field(default_factory=Constraints)
 
     @field_validator("device")
     @classmethod
     def _device_form(cls, device: str) -> str:
-        if not _DEVICE_RE.match(device):
-            raise ValueError(f"must be auto, cpu, mps, cuda or cuda:N, got '{device}'")
-        return device
+        return check_device(device)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recipe:
+        problems = stage_problems(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def first_compression(self) -> int | None:
+        return next((i for i, s in enumerate(self.pipeline) if s.kind in COMPRESSION_STAGES), None)
+
+
+def stage_problems(recipe: Recipe) -> list[str]:
+    """Cross-stage problems as ``path: message`` lines (empty when the pipeline is consistent)."""
+    problems: list[str] = []
+    earlier: list[MethodConfig] = []
+    budget = recipe.constraints.max_accuracy_drop is not None
+    compressed = False
+    for i, stage in enumerate(recipe.pipeline):
+        cfg, where = stage.config, f"pipeline[{i}].{stage.kind}"
+        if isinstance(cfg, MethodConfig):
+            why = cfg.conflict(earlier)
+            if why:
+                problems.append(f"{where}: {why}")
+            searches = isinstance(cfg, UnstructuredPrune | QuantizeBase) and budget
+            amount = cfg.rate if isinstance(cfg, PruneBase) else cfg.bits  # type: ignore[attr-defined]
+            if amount is None and not searches:
+                problems.append(f"{where}: {cfg.needs_amount()}")
+            if isinstance(cfg, QuantizeBase) and cfg.execute == "int8" and recipe.device not in ("auto", "cpu"):
+                problems.append(f"{where}.execute: int8 runs CPU integer kernels, but device is '{recipe.device}'; "
+                                "use device: cpu, or execute: float")
+            earlier.append(cfg)
+            compressed = True
+        if isinstance(cfg, FinetuneConfig) and cfg.distill > 0 and not compressed:
+            problems.append(f"{where}.distill: distillation needs the uncompressed model as teacher, so it "
+                            "only works in a finetune after a prune or quantize stage")
+        if isinstance(cfg, EvaluateConfig) and cfg.split == "val" and recipe.data.val_fraction <= 0:
+            problems.append(f"{where}.split: there is no validation split; set data.val_fraction above 0")
+    return problems
+
+
+def searches(stage: Stage) -> bool:
+    """True for a compression stage that leaves its amount to a budget search (no rate / no bits)."""
+    cfg = stage.config
+    return (isinstance(cfg, UnstructuredPrune) and cfg.rate is None) or (
+        isinstance(cfg, QuantizeBase) and cfg.bits is None)
+

@@ -9,7 +9,8 @@ import torch.nn as nn
 import compress
 from compress import artifact
 from compress.artifact import ModelSpec
-from compress.errors import ArtifactError
+from compress.errors import ArtifactError, InputError
+from compress.files import write_atomic
 from compress.models import build_model
 
 LENET_FP32_BYTES = 1_069_205  # torch.save(state_dict) of LeNet-300-100, as stated in the issue
@@ -107,14 +108,14 @@ def test_random_corruption_gives_only_clean_errors(tmp_path):
 
 def test_writes_are_atomic(tmp_path, monkeypatch):
     path = tmp_path / "a.bin"
-    artifact.write_atomic(path, b"old")
+    write_atomic(path, b"old")
 
     def boom(*_a, **_k):
         raise OSError("disk full")
 
     monkeypatch.setattr("os.replace", boom)
-    with pytest.raises(OSError):
-        artifact.write_atomic(path, b"new")
+    with pytest.raises(InputError, match="cannot write .*disk full"):
+        write_atomic(path, b"new")
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["a.bin"]
 
 
@@ -127,6 +128,6 @@ def test_recipe_and_report_round_trip_compressed(tmp_path):
     full = artifact.to_bytes(state, ModelSpec("lenet-300-100"), recipe=recipe, report=report)
     assert len(full) - len(plain) < 600  # 2 KB of repetitive JSON costs a few hundred bytes
     path = tmp_path / "m.mzip"
-    artifact.write_atomic(path, full)
+    write_atomic(path, full)
     art = artifact.read(path)
     assert art.manifest["report"] == report and art.manifest["recipe"] == recipe

@@ -5,7 +5,7 @@ import torch
 import compress
 from compress.pipeline import RunResult
 from compress.prune.schedules import cubic, cycle_rates
-from tests.conftest import tiny_recipe
+from tests.conftest import from_checkpoint
 
 
 def test_cubic_ramp_matches_zhu_and_gupta():
@@ -27,15 +27,13 @@ def _sparsity(model: torch.nn.Module) -> float:
     return sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
 
 
-def _run_prune(tmp_path, prune: dict) -> RunResult:
-    raw = tiny_recipe(tmp_path)
-    raw["pipeline"] = [{"train": {"epochs": 2, "batch_size": 32, "optimizer": "adamw", "lr": 0.002}},
-                       {"prune": prune}, {"finetune": {"epochs": 1, "optimizer": "sgd", "lr": 0.01}}, "evaluate"]
+def _run_prune(tmp_path, base, prune: dict) -> RunResult:
+    raw = from_checkpoint(tmp_path, base, {"prune": prune}, {"finetune": {"epochs": 1, "optimizer": "sgd", "lr": 0.01}})
     return compress.run(compress.load_recipe(raw), write=False)
 
 
-def test_gradual_ramps_masks_during_finetuning_and_keeps_them(tmp_path):
-    result = _run_prune(tmp_path, {"rate": 80, "schedule": "gradual", "update_every": 5,
+def test_gradual_ramps_masks_during_finetuning_and_keeps_them(tmp_path, cnn_base):
+    result = _run_prune(tmp_path, cnn_base, {"rate": 80, "schedule": "gradual", "update_every": 5,
                                    "finetune": {"epochs": 2, "batch_size": 64, "lr": 1e-3}})
     assert _sparsity(result.model) == pytest.approx(0.8, abs=0.002)
     note = next(n for n in result.report.notes if n.startswith("gradual"))
@@ -43,15 +41,15 @@ def test_gradual_ramps_masks_during_finetuning_and_keeps_them(tmp_path):
     updates = int(note.split(": ")[1].split()[0])
     assert updates >= 5  # 46 steps, ramp over 75 %, one update every 5 steps
     rows = {r.stage: r for r in result.report.rows}
-    assert rows["train"].accuracy > 85 and result.report.final.accuracy > rows["train"].accuracy - 5
+    assert rows["checkpoint"].accuracy > 85 and result.report.final.accuracy > rows["checkpoint"].accuracy - 5
     pairs = result.state.hooks[0].pairs
     for p, keep in pairs:  # still zero after the later finetune stage
         assert torch.all(p[~keep] == 0)
     assert sum(int((~k).sum()) for _, k in pairs) == pytest.approx(0.8 * sum(k.numel() for _, k in pairs), abs=2)
 
 
-def test_iterative_reaches_target_through_cycles(tmp_path):
-    result = _run_prune(tmp_path, {"rate": 75, "schedule": "iterative", "iterations": 2,
+def test_iterative_reaches_target_through_cycles(tmp_path, cnn_base):
+    result = _run_prune(tmp_path, cnn_base, {"rate": 75, "schedule": "iterative", "iterations": 2,
                                    "finetune": {"epochs": 1, "batch_size": 64, "lr": 1e-3}})
     assert _sparsity(result.model) == pytest.approx(0.75, abs=0.002)
     assert any("iterative pruning" in n and "→ 75.0%" in n for n in result.report.notes)

@@ -7,18 +7,13 @@ from typer.testing import CliRunner
 
 import compress
 from cli.app import app
-from compress.pipeline import stage_budget
-from compress.report import Row
-from tests.conftest import tiny_recipe
+from compress.budget import Budget, stage_budget
+from tests.conftest import from_checkpoint, tiny_recipe
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    """A trained mnist-cnn checkpoint on digits."""
-    tmp = tmp_path_factory.mktemp("base")
-    raw = tiny_recipe(tmp)
-    raw["pipeline"][0]["train"]["epochs"] = 4
-    return compress.run(compress.load_recipe(raw)).output
+@pytest.fixture
+def base(lenet_base):
+    return lenet_base  # fully connected: its scans cost milliseconds
 
 
 def _quantize(tmp_path, base, *args):
@@ -44,21 +39,28 @@ def test_max_drop_without_bits_searches_the_fewest_bits_per_layer(tmp_path, base
 
 
 def test_when_not_even_8_bits_fit_the_budget_fp16_is_kept(base):
-    from compress.context import Progress, RunContext
     from compress.data import load_dataset
-    from compress.pipeline import Budget, init_state
-    from compress.quantize.allocate import search
-    from compress.recipe import QuantizeConfig
+    from compress.method import Outcome, Workspace
+    from compress.quantize import linear
+    from compress.quantize.bits import search_bits
+    from compress.recipe import DataConfig, LinearQuantize
 
-    recipe = compress.load_recipe({**tiny_recipe(base.parent), "model": {"name": "mnist-cnn",
-                                                                        "checkpoint": str(base)}})
-    state = init_state(recipe, load_dataset(recipe.data), RunContext(torch.device("cpu"), 0, Progress()))
-    params = {n: p for n, p in state.model.named_parameters() if n.endswith("weight")}
+    model = compress.load(base)
+    ws = Workspace(load_dataset(DataConfig(name="digits")), compress_ctx(), 1000)
+    params = {n: p for n, p in model.named_parameters() if n.endswith("weight")}
     before = {n: p.detach().clone() for n, p in params.items()}
-    bits = search(state, QuantizeConfig(), params, {}, Budget(100.1, "test"))
+    out = Outcome()
+    cfg = LinearQuantize()
+    bits = search_bits(model, ws, params, {}, linear.projection(cfg), linear.widths(cfg), Budget(100.1, "test"), out)
     assert set(bits.values()) == {16}
-    assert "kept fp16" in state.notes[-1]
+    assert "kept fp16" in out.notes[-1]
     assert all(torch.equal(before[n], p) for n, p in params.items())  # trials left the weights as they were
+
+
+def compress_ctx():
+    from compress.context import RunContext
+
+    return RunContext(torch.device("cpu"), 0)
 
 
 def test_sensitivity_allocation_meets_the_mean_bits(tmp_path, base):
@@ -74,20 +76,17 @@ def test_joint_search_gives_the_prune_search_its_share_of_the_budget(tmp_path):
     raw = tiny_recipe(tmp_path, constraints={"max_accuracy_drop": 1.0, "prune_share": 0.25})
     raw["pipeline"] = [{"prune": {}}, {"quantize": {}}, "evaluate"]
     recipe = compress.load_recipe(raw)
-    base = Row("train", 90.0, 0.3, "test", 1, 1, 1, 1.0, 1)
-    assert stage_budget(recipe, 0, base).floor == pytest.approx(89.75)
-    assert stage_budget(recipe, 1, base).floor == pytest.approx(89.0)
+    assert stage_budget(recipe, 0, 90.0, "test").floor == pytest.approx(89.75)
+    assert stage_budget(recipe, 1, 90.0, "test").floor == pytest.approx(89.0)
     raw["pipeline"][0] = {"prune": {"rate": 50}}  # only one stage searches: it gets the whole budget
-    assert stage_budget(compress.load_recipe(raw), 1, base).floor == pytest.approx(89.0)
+    assert stage_budget(compress.load_recipe(raw), 1, 90.0, "test") == Budget(89.0, "test")
 
 
 def test_joint_search_runs_both_stages_under_run(tmp_path, base):
-    raw = tiny_recipe(tmp_path, constraints={"max_accuracy_drop": 1.5})
-    raw["model"]["checkpoint"] = str(base)
-    raw["pipeline"] = [{"prune": {"update_every": 5, "finetune": {"epochs": 1, "batch_size": 32}}},
-                       {"quantize": {}}, "evaluate"]
+    raw = from_checkpoint(tmp_path, base, {"prune": {"update_every": 5, "finetune": {"epochs": 1, "batch_size": 32}}},
+                          {"quantize": {}}, constraints={"max_accuracy_drop": 1.5})
     result = compress.run(compress.load_recipe(raw))
-    phases = [t["phase"] for t in result.report.search]
+    phases = [t.phase for t in result.report.search]
     assert phases[0] == "probe" and "bits" in phases
     assert result.report.constraint.met
     assert result.report.final.nonzero < 0.9 * result.report.rows[0].nonzero

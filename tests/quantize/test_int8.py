@@ -9,8 +9,8 @@ from compress.errors import UnsupportedError
 from compress.models import build_model
 from compress.quantize import int8
 from compress.quantize.observers import PercentileObserver
-from compress.recipe import QuantizeConfig
-from tests.conftest import tiny_recipe
+from compress.recipe import LinearQuantize
+from tests.conftest import from_checkpoint, tiny_recipe
 
 CPU = torch.device("cpu")
 
@@ -19,21 +19,18 @@ def _is_int8(model: torch.nn.Module) -> bool:
     return any("quantized" in type(m).__module__ for m in model.modules())
 
 
-def test_static_int8_pipeline_keeps_accuracy_and_reloads_identically(tmp_path):
-    raw = tiny_recipe(tmp_path)
-    raw["pipeline"] = [{"train": {"epochs": 2, "batch_size": 32, "optimizer": "adamw", "lr": 0.002}},
-                       {"quantize": {"bits": 8, "execute": "int8", "observer": "minmax"}}, "evaluate"]
+def test_static_int8_pipeline_keeps_accuracy_and_reloads_identically(tmp_path, cnn_base):
+    raw = from_checkpoint(tmp_path, cnn_base, {"quantize": {"bits": 8, "execute": "int8", "observer": "minmax"}})
     result = compress.run(compress.load_recipe(raw))
     rows = {r.stage: r for r in result.report.rows}
-    assert list(rows) == ["train", "quantize", "int8"]
-    assert rows["int8"].accuracy >= rows["train"].accuracy - 1.0
+    assert list(rows) == ["checkpoint", "quantize", "int8"]
+    assert rows["int8"].accuracy >= rows["checkpoint"].accuracy - 1.0
     assert _is_int8(result.state.runtime) and result.state.execute["mode"] == "static"
     reloaded = compress.load(result.output)
     x = result.state.data.test.x[:200]
     assert _is_int8(reloaded) and torch.equal(reloaded(x), result.state.runtime(x))
     assert not _is_int8(compress.load(result.output, execute=False))
-    raw["model"]["checkpoint"] = str(result.output)  # what `modelzip eval` does
-    raw["pipeline"], raw["output"] = ["evaluate"], str(tmp_path / "again")
+    raw = from_checkpoint(tmp_path / "again", result.output)  # what `modelzip eval` does
     again = compress.run(compress.load_recipe(raw), write=False)
     assert again.report.final.accuracy == rows["int8"].accuracy
 
@@ -44,7 +41,7 @@ def test_resnet20_static_int8_runs_and_tracks_float(observer):
     model = build_model("resnet20", {"num_classes": 10, "in_channels": 3}).eval()
     split = Split(torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,)))
     data = Dataset("random", split, split, None, 10, False)
-    q, plan = int8.convert(model, QuantizeConfig(bits=8, observer=observer, calibration_batches=1), data,
+    q, plan = int8.convert(model, LinearQuantize(bits=8, observer=observer, calibration_batches=1), data,
                            RunContext(CPU, 0))
     assert plan["mode"] == "static" and len(plan["activations"]) > 20 and _is_int8(q)
     with torch.no_grad():
@@ -56,7 +53,7 @@ def test_resnet20_static_int8_runs_and_tracks_float(observer):
 def test_linear_only_nets_get_dynamic_int8():
     model = build_model("lenet-300-100", {}).eval()
     split = Split(torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,)))
-    q, plan = int8.convert(model, QuantizeConfig(bits=8), Dataset("r", split, split, None, 10, False),
+    q, plan = int8.convert(model, LinearQuantize(bits=8), Dataset("r", split, split, None, 10, False),
                            RunContext(CPU, 0))
     assert plan["mode"] == "dynamic" and _is_int8(q)
     assert torch.allclose(q(split.x), model(split.x), atol=0.05)

@@ -1,7 +1,7 @@
 """Adaptive allocation: per-layer rates/bits meet the total exactly and go where the loss notices least."""
 import pytest
 
-from compress import allocation
+from compress.analysis import allocation
 from compress.errors import InputError
 
 SIZES = {"tolerant": 9000, "sensitive": 1000}

@@ -1,6 +1,7 @@
 """Per-layer sensitivity: accuracy when one layer alone is pruned (or quantized), the others intact.
 
-Evaluation only — no training — so it is cheap, and it tells where compression hurts.
+Evaluation only — no training — so it is cheap, and it tells where compression hurts. It sits
+below the methods: how a layer is pruned (scores) or quantized (a projection) is passed in.
 """
 from __future__ import annotations
 
@@ -11,32 +12,24 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from compress import plotting
 from compress.context import RunContext
 from compress.data import Dataset, Split
-from compress import plotting
 from compress.evaluate import evaluate
-from compress.layers import weight_params
-from compress.prune.masks import keep_top
-from compress.quantize import linear
+from compress.layers import keep_top, weight_params
 
-
-_CALIBRATION_SAMPLES = 5000
-
-
-def calibration_split(data: Dataset, limit: int = _CALIBRATION_SAMPLES) -> Split:
-    """What allocation is measured on: the validation split if there is one, else the first
-    ``limit`` training samples — never the test set the result is judged on."""
-    if data.val is not None:
-        return data.val
-    return Split(data.train.x[:limit], data.train.y[:limit])
-
+CALIBRATION_SAMPLES = 5000
 
 Projection = Callable[[torch.Tensor, int], torch.Tensor]  # (weights, bits) → weights on a bits-bit grid
 
 
-def linear_projection(w: torch.Tensor, bits: int) -> torch.Tensor:
-    """Per-channel symmetric min-max grid: the default quantizer of a sensitivity scan."""
-    return linear.project(w, linear.fit_grid(w, bits))
+def calibration_split(data: Dataset, limit: int = CALIBRATION_SAMPLES) -> tuple[Split, str]:
+    """What analyses measure on, and its name: the validation split if there is one, else the first
+    ``limit`` training samples — never the test set the result is judged on."""
+    if data.val is not None:
+        return data.val, f"validation split ({len(data.val):,} images)"
+    n = min(limit, len(data.train))
+    return Split(data.train.x[:limit], data.train.y[:limit]), f"first {n:,} training images"
 
 
 @dataclass
@@ -54,6 +47,7 @@ class Sensitivity:
     baseline_loss: float = 0.0
     prune_loss: dict[str, dict[float, float]] = field(default_factory=dict)
     bits_loss: dict[str, dict[int, float]] = field(default_factory=dict)
+    split: str = ""  # what it was measured on
 
     def prune_costs(self) -> dict[str, dict[float, float]]:
         """Loss increase per layer and rate."""
@@ -66,13 +60,17 @@ class Sensitivity:
 
 @torch.no_grad()
 def measure(model: nn.Module, split: Split, ctx: RunContext, *, rates: list[float], bits: list[int],
-            skip: list[str] | None = None, batch_size: int = 1000, scores: dict[str, torch.Tensor] | None = None,
-            project: Projection = linear_projection, layers: dict[str, nn.Parameter] | None = None) -> Sensitivity:
+            project: Projection | None = None, skip: list[str] | None = None, batch_size: int = 1000,
+            scores: dict[str, torch.Tensor] | None = None, layers: dict[str, nn.Parameter] | None = None,
+            split_name: str = "") -> Sensitivity:
     """Accuracy on ``split`` with each Linear/Conv weight pruned or quantized alone.
 
     ``layers`` (default: every Linear/Conv weight not matching ``skip``) are scanned; ``scores``
-    rank weights for pruning (default: magnitude); ``project`` quantizes.
+    rank weights for pruning (default: magnitude); ``project`` quantizes (needed for ``bits``).
     """
+    if bits and project is None:
+        raise ValueError("a bits scan needs a projection")
+
     def run() -> tuple[float, float]:
         res = evaluate(model, split, batch_size, ctx.device)
         return res.accuracy, res.loss
@@ -80,7 +78,7 @@ def measure(model: nn.Module, split: Split, ctx: RunContext, *, rates: list[floa
     params = layers if layers is not None else weight_params(model, skip or [])
     acc, loss = run()
     result = Sensitivity(acc, params={n.removesuffix(".weight"): p.numel() for n, p in params.items()},
-                         baseline_loss=loss)
+                         baseline_loss=loss, split=split_name)
     for name, p in params.items():
         layer, original = name.removesuffix(".weight"), p.detach().clone()
         score = scores[name] if scores is not None else original.abs()
@@ -89,6 +87,7 @@ def measure(model: nn.Module, split: Split, ctx: RunContext, *, rates: list[floa
             result.prune.setdefault(layer, {})[rate], result.prune_loss.setdefault(layer, {})[rate] = run()
             p.copy_(original)
         for b in bits:
+            assert project is not None
             p.copy_(project(original, b))
             result.bits.setdefault(layer, {})[b], result.bits_loss.setdefault(layer, {})[b] = run()
             p.copy_(original)
@@ -106,7 +105,7 @@ def plot(result: Sensitivity, path: Path, title: str) -> None:
             ax.plot(xs, [points[x] for x in xs], marker="o", label=f"{layer} ({result.params[layer]:,} w)")
         ax.axhline(result.baseline, color="grey", linestyle="--", linewidth=1, label="baseline")
         ax.set_xlabel("sparsity of the layer (%)" if kind == "prune" else "bits of the layer")
-        ax.set_ylabel("top-1 accuracy (%)")
+        ax.set_ylabel(f"top-1 accuracy (%), {result.split}" if result.split else "top-1 accuracy (%)")
         if kind == "bits":
             ax.set_xticks(sorted({b for points in table.values() for b in points}))
             ax.invert_xaxis()

@@ -9,10 +9,20 @@ curve cannot make a higher rate look cheaper than a lower one.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 
+import torch
+import torch.nn as nn
+
+from compress.analysis import sensitivity
+from compress.context import RunContext
+from compress.data import Split
 from compress.errors import InputError
+from compress.layers import module_of, per_layer
+from compress.recipe.methods import MAX_RATE
 
 Curve = dict[float, float]  # level (rate % or bits) → loss increase
+SCAN_RATES = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 85.0, 90.0, 93.0, 95.0, 97.0, 98.0, 99.0, 99.5]
 
 
 def monotone(curve: Curve, rising: bool = True) -> Curve:
@@ -113,3 +123,37 @@ def bits_path(curves: dict[str, dict[int, float]], sizes: dict[str, int]) -> lis
 def mean_bits(bits: dict[str, int], sizes: dict[str, int]) -> float:
     """Weight-weighted mean bit width."""
     return sum(sizes[n] * b for n, b in bits.items()) / max(1, sum(sizes[n] for n in bits))
+
+
+def rate_allocator(model: nn.Module, params: dict[str, nn.Parameter], scores: dict[str, torch.Tensor],
+                   calibration: Split, ctx: RunContext, layer_rates: dict[str, float],
+                   batch_size: int) -> Callable[[float], dict[str, float]]:
+    """Per-layer rates for any overall rate, from one eval-only scan (``layer_rates`` stay fixed).
+
+    The returned function maps a weighted-mean rate to module name → rate.
+    """
+    was_training = model.training
+    model.eval()
+    scan = sensitivity.measure(model, calibration, ctx, rates=SCAN_RATES, bits=[], batch_size=batch_size,
+                               scores=scores, layers=params)
+    model.train(was_training)
+    fixed = {module_of(n): per_layer(n, -1.0, layer_rates) for n in params}
+    fixed = {m: r for m, r in fixed.items() if r >= 0}
+    free = {m: c for m, c in scan.prune_costs().items() if m not in fixed}
+    sizes = scan.params
+
+    def rates_at(rate: float) -> dict[str, float]:
+        total, free_size = sum(sizes.values()), sum(sizes[m] for m in free)
+        rest = (rate * total - sum(r * sizes[m] for m, r in fixed.items())) / max(free_size, 1)
+        rates = rates_for(free, {m: sizes[m] for m in free}, min(max(rest, 0.0), MAX_RATE))
+        return {**rates, **fixed}
+
+    return rates_at
+
+
+def bits_scan(model: nn.Module, params: dict[str, nn.Parameter], project: sensitivity.Projection,
+              widths: list[int], calibration: Split, ctx: RunContext, batch_size: int) -> sensitivity.Sensitivity:
+    """Each layer alone at each of ``widths`` (eval only): the costs bit allocation orders by."""
+    model.eval()
+    return sensitivity.measure(model, calibration, ctx, rates=[], bits=widths, batch_size=batch_size,
+                               project=project, layers=params)

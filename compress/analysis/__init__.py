@@ -1,0 +1,1 @@
+"""Analyses below every method: per-layer sensitivity, allocation, and the budget search driver."""

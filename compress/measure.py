@@ -1,0 +1,54 @@
+"""Measuring a model state for the report: accuracy, size, sparsity, MACs, latency."""
+from __future__ import annotations
+
+import io
+
+import torch
+import torch.nn as nn
+
+from compress import artifact
+from compress.evaluate import evaluate, measure_latency
+from compress.layers import count_macs, count_nonzero
+from compress.recipe.base import EvaluateConfig
+from compress.report import Row
+from compress.state import PipelineState
+
+
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def fp32_state_dict_bytes(model: nn.Module) -> int:
+    """Size of ``torch.save(state_dict)`` with floating tensors in fp32 — the reference size."""
+    buf = io.BytesIO()
+    torch.save({k: v.float() if v.is_floating_point() else v for k, v in cpu_state(model).items()}, buf)
+    return buf.tell()
+
+
+def encoding(state: PipelineState) -> artifact.Encoded:
+    """The model's tensors as the artifact stores them (cached until the model changes)."""
+    if state.encoded is None:
+        state.encoded = artifact.encode_state(cpu_state(state.model), state.grids)
+    return state.encoded
+
+
+def artifact_bytes(state: PipelineState) -> int:
+    """Bytes of this state's artifact without recipe and report (the file's, while it is unchanged)."""
+    if state.file_bytes is not None:
+        return state.file_bytes
+    return len(artifact.assemble(encoding(state), state.spec, execute=state.execute))
+
+
+def measure(state: PipelineState, label: str, cfg: EvaluateConfig | None = None, seconds: float = 0.0) -> Row:
+    """Accuracy, size, sparsity and latency of the current model state."""
+    cfg = cfg or EvaluateConfig()
+    model, ctx = state.model, state.ctx
+    runner, device = (state.runtime, torch.device("cpu")) if state.runtime is not None else (model, ctx.device)
+    res = evaluate(runner, state.data.split(cfg.split), state.eval_batch_size, device)
+    params = sum(p.numel() for p in model.parameters())
+    nonzero = count_nonzero(model.parameters())
+    example = state.data.test.x[:cfg.latency_batch_size]
+    latency = measure_latency(runner, example, cfg.latency_batch_size, device, repeats=cfg.latency_repeats)
+    return Row(label, round(res.accuracy, 4), round(res.loss, 6), cfg.split, params, nonzero, artifact_bytes(state),
+               round(latency * 1e3, 4), cfg.latency_batch_size, seconds=round(seconds, 3),
+               state_dict_bytes=fp32_state_dict_bytes(model), macs=count_macs(model, example.to(ctx.device)))

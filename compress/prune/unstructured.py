@@ -1,0 +1,102 @@
+"""Unstructured pruning: the handler of :class:`UnstructuredPrune`.
+
+Wires importance scores (``importance``), mask selection (``masks``), schedules
+(``schedules``) and, without a rate under a budget, the budget search (``search``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from compress.analysis import allocation
+from compress.analysis.sensitivity import calibration_split
+from compress.errors import InputError
+from compress.method import Outcome, Workspace
+from compress.prune import importance
+from compress.prune.masks import MaskHook, prunable_params, select
+from compress.prune.schedules import GradualHook, MaskFn, cycle_rates
+from compress.prune.search import search_rate
+from compress.recipe.base import FinetuneConfig
+from compress.recipe.methods import UnstructuredPrune
+from compress.training import fit
+
+
+def prune_unstructured(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace) -> Outcome:
+    """Prune ``model`` in place; the masks later training must keep are the outcome's hook."""
+    params = prunable_params(model, cfg.skip)
+    out = Outcome()
+    mask_fn = mask_function(model, cfg, ws, params, out.notes)
+    if cfg.rate is None:
+        if ws.budget is None:  # the recipe validator refuses this; a direct API call gets the same words
+            raise InputError(f"prune: {cfg.needs_amount()}")
+        hook = search_rate(model, cfg, ws, params, mask_fn, ws.budget, out)
+    elif cfg.schedule == "oneshot":
+        hook = MaskHook(params, mask_fn(cfg.rate))
+        hook.apply()
+    elif cfg.schedule == "iterative":
+        hook = _iterative(model, cfg, ws, params, mask_fn, out.notes)
+    else:
+        hook = _gradual(model, cfg, ws, params, mask_fn, out.notes)
+    out.hooks.append(hook)
+    return out
+
+
+def mask_function(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace, params: dict[str, nn.Parameter],
+                  notes: list[str]) -> MaskFn:
+    """Masks at a given overall rate; layer overrides scale with it, weights already 0 stay pruned."""
+    scorer = importance.get(cfg.method).weights
+
+    def scores_now() -> dict[str, torch.Tensor]:
+        was_training = model.training
+        scores = scorer(model, params, ws.data, ws.run, cfg.calibration_batches)
+        model.train(was_training)
+        return {n: s.masked_fill(params[n].detach() == 0, float("-inf")) for n, s in scores.items()}
+
+    allocate = None
+    if cfg.allocation == "sensitivity":
+        ws.run.progress.note("sensitivity scan for per-layer rates")
+        calibration, _ = calibration_split(ws.data)
+        allocate = allocation.rate_allocator(model, params, scores_now(), calibration, ws.run, cfg.layer_rates,
+                                             ws.eval_batch_size)
+        if cfg.rate is not None:
+            notes.append("sensitivity allocation at {:.1f}%: {}".format(cfg.rate, ", ".join(
+                f"{m or '(root)'} {r:.1f}%" for m, r in allocate(cfg.rate).items())))
+
+    def masks_at(rate: float) -> dict[str, torch.Tensor]:
+        scores = scores_now()
+        if allocate is not None:
+            return select(scores, rate, "layer", allocate(rate))
+        scale = rate / cfg.rate if cfg.rate else 1.0
+        layer_rates = {pat: r * scale for pat, r in cfg.layer_rates.items()}
+        return select(scores, rate, cfg.scope, layer_rates)
+
+    return masks_at
+
+
+def finetune_config(cfg: UnstructuredPrune) -> FinetuneConfig:
+    return cfg.finetune or FinetuneConfig()
+
+
+def _iterative(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace, params: dict[str, nn.Parameter],
+               mask_fn: MaskFn, notes: list[str]) -> MaskHook:
+    hook = MaskHook(params, {})
+    rates = cycle_rates(cfg.rate or 0.0, cfg.iterations)
+    for k, rate in enumerate(rates, 1):
+        hook = MaskHook(params, mask_fn(rate))
+        hook.apply()
+        fit(model, ws.data, finetune_config(cfg), ws.run, label=f"prune cycle {k}/{len(rates)}",
+            hooks=[*ws.hooks, hook], teacher=ws.teacher)
+    notes.append("iterative pruning: " + " → ".join(f"{r:.1f}%" for r in rates))
+    return hook
+
+
+def _gradual(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace, params: dict[str, nn.Parameter],
+             mask_fn: MaskFn, notes: list[str]) -> MaskHook:
+    hook = GradualHook(params, mask_fn, cfg.rate or 0.0, cfg.update_every, cfg.ramp)
+    result = fit(model, ws.data, finetune_config(cfg), ws.run, label="gradual prune",
+                 hooks=[*ws.hooks, hook], teacher=ws.teacher)
+    if hook.rate < (cfg.rate or 0.0):
+        hook.set_rate(cfg.rate or 0.0, result.steps)
+    notes.append(f"gradual pruning: {len(hook.updates)} mask updates over {result.steps} steps "
+                 f"(every {cfg.update_every}), final rate {hook.rate:.1f}%")
+    return hook.frozen()

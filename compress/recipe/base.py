@@ -1,0 +1,112 @@
+"""The recipe's plain sections: model, data, training, evaluation, constraints.
+
+Leaf data: this module imports nothing from modelzip but the name suggestions. Names that
+live in registries above it (datasets, models) are checked against a catalogue passed as
+pydantic validation context (``{"datasets": [...], "check_model": fn}``) by whoever loads the
+recipe (:func:`compress.load_recipe`), so the schema never imports the layers that own them.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from compress.registry import did_you_mean
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+MAX_SEED = 2 ** 63 - 1  # torch generators take 64-bit seeds; offsets are added to it
+
+
+class Schema(BaseModel):
+    """Every recipe section: unknown keys rejected, assignments validated, floats finite."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def _catalogue(info: ValidationInfo, key: str) -> Any:
+    return (info.context or {}).get(key) if isinstance(info.context, dict) else None
+
+
+class ModelConfig(Schema):
+    """Which architecture to build and which weights to load into it."""
+
+    name: str = Field(description="registry name, 'torchvision:<name>' or 'package.module:factory'")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    checkpoint: str | None = None
+    trust_checkpoint: bool = Field(False, description="allow loading a pickled nn.Module or importing a "
+                                   "model factory named by a file")
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str, info: ValidationInfo) -> str:
+        check: Callable[[str], None] | None = _catalogue(info, "check_model")
+        if check is not None:
+            check(name)  # raises ValueError with a suggestion
+        return name
+
+
+class DataConfig(Schema):
+    """Dataset, location and batching for evaluation."""
+
+    name: str = "digits"
+    root: str = "./data"
+    download: bool = False
+    augment: bool = Field(False, description="random crop + flip for CIFAR-like sets")
+    val_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    eval_batch_size: int = Field(1000, gt=0)
+    image_size: int = Field(224, gt=0, le=4096, description="imagefolder only")
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, name: str, info: ValidationInfo) -> str:
+        names: list[str] | None = _catalogue(info, "datasets")
+        if names is not None and name not in names:
+            raise ValueError(f"unknown dataset '{name}'{did_you_mean(name, names)}")
+        return name
+
+
+class TrainConfig(Schema):
+    """Options of the shared training loop (``train`` stage)."""
+
+    epochs: int = Field(3, gt=0, le=100_000)
+    batch_size: int = Field(128, gt=0, le=1 << 20)
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0, le=1e3)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0, le=10.0)
+    schedule: Literal["constant", "cosine", "step"] = "cosine"
+    step_epochs: int = Field(1, gt=0, description="epochs between decays, 'step' schedule")
+    gamma: float = Field(0.1, gt=0.0, le=1.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class FinetuneConfig(TrainConfig):
+    """The same loop after compression: masks and grids are kept."""
+
+    epochs: int = Field(2, gt=0, le=100_000)
+    lr: float = Field(1e-4, gt=0, le=1e3)
+    distill: float = Field(0.0, ge=0.0, le=1.0, description="weight of the distillation loss towards the "
+                           "model as it was before the first compression stage (0 = labels only)")
+    temperature: float = Field(4.0, gt=0.0, le=1e3, description="softmax temperature of the distillation loss")
+
+
+class EvaluateConfig(Schema):
+    """Accuracy and latency measurement (``evaluate`` stage)."""
+
+    split: Literal["test", "val"] = "test"
+    latency_batch_size: int = Field(256, gt=0, le=1 << 16)
+    latency_repeats: int = Field(10, gt=0, le=10_000)
+
+
+class Constraints(Schema):
+    max_accuracy_drop: float | None = Field(None, ge=0.0, le=100.0, description="percentage points")
+    prune_share: float = Field(0.5, gt=0.0, le=1.0, description="share of the budget a prune search may use "
+                               "when a later quantize stage searches its bits too")
+
+
+def check_device(device: str) -> str:
+    if not _DEVICE_RE.match(device):
+        raise ValueError(f"must be auto, cpu, mps, cuda or cuda:N, got '{device}'")
+    return device
