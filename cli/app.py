@@ -80,9 +80,9 @@ def _stored_recipe(common: Common) -> tuple[dict[str, Any] | None, str | None]:
     if not isinstance(stored, dict) or not isinstance(stored.get("data"), dict):
         return None, None
     model = stored.get("model") if isinstance(stored.get("model"), dict) else {}
+    data = {**stored["data"], "download": False}  # a file never makes modelzip download anything
     doc = {"model": {"name": model.get("name", "mnist-cnn"), "kwargs": model.get("kwargs") or {}},
-           "data": stored["data"], "pipeline": ["evaluate"], "seed": stored.get("seed", 0)}
-    data = stored["data"]
+           "data": data, "pipeline": ["evaluate"], "seed": stored.get("seed", 0)}
     return doc, f"the data settings stored in {common.checkpoint} ({data.get('name')}, root {data.get('root')})"
 
 

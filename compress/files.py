@@ -7,6 +7,8 @@ the temporary files such a kill leaves behind are removed by the next run into t
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import stat
 import tempfile
@@ -15,9 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compress.errors import InputError
-
-LOCK_NAME = ".modelzip.lock"
-
 
 def _umask() -> int:
     mask = os.umask(0o022)
@@ -48,14 +47,20 @@ def check_output_file(path: Path, what: str, inputs: tuple[Path, ...] = ()) -> N
 
 
 def check_folder(folder: Path, what: str) -> None:
-    """The folder exists (or can be created) and is writable."""
+    """The folder exists (or can be created) and a file can be created in it (tried, then removed)."""
     probe = folder
-    while not probe.exists():
+    while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise InputError(f"{what}: {probe} is a file, so {folder} cannot be a folder", "choose another path")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise InputError(f"{what}: the folder {probe} is not writable", "choose another path")
+        where = f"{folder} is not a folder" if probe == folder else f"{probe} is not a folder, so {folder} cannot be made"
+        raise InputError(f"{what}: {where}", "choose another path")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".modelzip-probe.", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise InputError(f"{what}: cannot write in {probe} ({exc.strerror or exc})",
+                         "choose another path") from None
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -93,18 +98,32 @@ def remove_stale_temps(folder: Path, names: tuple[str, ...]) -> list[Path]:
 
 @dataclass
 class FolderLock:
-    """An exclusive lock on an output folder for one run (``fcntl.flock``: released if the process dies)."""
+    """An exclusive lock on an output folder for one run (``fcntl.flock``: released if the process dies).
+
+    The lock file lives in the system's temporary folder, named after the output folder's path,
+    so a run that fails before writing leaves nothing behind in the output folder.
+    """
 
     folder: Path
     outputs: tuple[str, ...] = ()  # file names this run writes there (their stale temporaries are removed)
     fd: int | None = None
 
+    def lock_path(self) -> Path:
+        digest = hashlib.sha256(str(self.folder.resolve()).encode()).hexdigest()[:32]
+        return Path(tempfile.gettempdir()) / "modelzip-locks" / f"{digest}.lock"
+
     def acquire(self) -> FolderLock:
         import fcntl
 
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        path = self.lock_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            with contextlib.suppress(OSError):  # any user may lock the same folder
+                os.fchmod(fd, 0o666)
+        except OSError as exc:
+            raise InputError(f"cannot lock output folder {self.folder} ({exc.strerror})",
+                             f"check the permissions of {path.parent}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

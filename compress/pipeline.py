@@ -23,6 +23,7 @@ from compress.files import FolderLock, check_output_file
 from compress.layers import layer_stats, weight_shapes
 from compress.measure import encoding, measure
 from compress.models import check_fits, load_model, module_versions
+from compress.models.load import Opened, open_checkpoint
 from compress.quantize import int8
 from compress.recipe.base import EvaluateConfig, FinetuneConfig, TrainConfig
 from compress.recipe.methods import MethodConfig, PruneBase
@@ -53,8 +54,9 @@ def run(recipe: Recipe, *, progress: Progress | None = None, write: bool = True,
     ctx = RunContext(resolve_device(recipe.device), recipe.seed, progress or Progress())
     lock = _claim_output(recipe, protect) if write else None
     try:
+        opened = open_checkpoint(recipe.model)  # a bad checkpoint is said before any data is loaded
         ctx.progress.note(f"loading dataset '{recipe.data.name}'")
-        state = init_state(recipe, load_dataset(recipe.data), ctx)
+        state = init_state(recipe, load_dataset(recipe.data), ctx, opened)
         report = Report(recipe.model.name, recipe.data.name, str(ctx.device))
         baseline = _run_stages(recipe, state, report)
         report.notes.extend(state.notes)
@@ -76,9 +78,9 @@ def _claim_output(recipe: Recipe, protect: tuple[Path, ...]) -> FolderLock:
     return FolderLock(folder, (RESULT, OVER_BUDGET)).acquire()
 
 
-def init_state(recipe: Recipe, data: Dataset, ctx: RunContext) -> PipelineState:
+def init_state(recipe: Recipe, data: Dataset, ctx: RunContext, opened: Opened = None) -> PipelineState:
     """The starting model (built, from a checkpoint, or from an artifact), checked against the data."""
-    loaded = load_model(recipe.model, data.num_classes, data.input_shape[0], ctx.device)
+    loaded = load_model(recipe.model, data.num_classes, data.input_shape[0], ctx.device, opened)
     check_fits(loaded.model, data.test.x[:2].to(ctx.device), data.num_classes, loaded.spec.name)
     state = PipelineState(loaded.model, loaded.spec, data, ctx, recipe.data.eval_batch_size, grids=loaded.grids)
     if loaded.execute:

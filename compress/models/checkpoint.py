@@ -156,7 +156,10 @@ def load_state(model: nn.Module, state: StateDict, source: str) -> None:
         raise CheckpointError(f"{source} does not fit the architecture: " + " | ".join(parts),
                               "check model.name and model.kwargs against how the checkpoint was trained")
     check_finite(state, source)
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, ValueError, TypeError) as exc:  # e.g. module versions a loader does not know
+        raise CheckpointError(f"{source}: the model refuses these tensors ({str(exc).splitlines()[0][:200]})") from None
 
 
 def fit_to_shapes(model: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:

@@ -18,7 +18,7 @@ from compress import artifact
 from compress.artifact import LinearGrid, ModelSpec
 from compress.errors import ArtifactError, CheckpointError, InputError
 from compress.models.build import build_model, resolve_kwargs, untrusted_reason
-from compress.models.checkpoint import check_file, fit_to_shapes, load_state, read_checkpoint
+from compress.models.checkpoint import StateDict, check_file, fit_to_shapes, load_state, read_checkpoint
 from compress.recipe.base import ModelConfig
 
 Source = Literal["init", "checkpoint", "artifact"]
@@ -76,24 +76,39 @@ def module_versions(model: nn.Module) -> dict[str, int]:
     return {k: int(v["version"]) for k, v in meta.items() if isinstance(v, dict) and v.get("version") is not None}
 
 
-def load_model(cfg: ModelConfig, num_classes: int | None, in_channels: int | None,
-               device: torch.device) -> Loaded:
-    """The model a recipe's ``model`` section describes, on ``device`` in eval mode."""
-    ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
-    if ckpt is not None:
-        check_file(ckpt)
-        if artifact.is_artifact(ckpt):
-            return load_artifact(ckpt, device, trust=cfg.trust_checkpoint)
+Opened = Loaded | StateDict | nn.Module | None
+
+
+def open_checkpoint(cfg: ModelConfig) -> Opened:
+    """Read the recipe's checkpoint before anything else (an artifact is rebuilt, on the CPU): a bad file
+    is answered before data is loaded or a model trained."""
+    if not cfg.checkpoint:
+        return None
+    ckpt = Path(cfg.checkpoint)
+    check_file(ckpt)
+    if artifact.is_artifact(ckpt):
+        return load_artifact(ckpt, "cpu", trust=cfg.trust_checkpoint)
+    return read_checkpoint(ckpt, trust=cfg.trust_checkpoint)
+
+
+def load_model(cfg: ModelConfig, num_classes: int | None, in_channels: int | None, device: torch.device,
+               opened: Opened = None) -> Loaded:
+    """The model a recipe's ``model`` section describes, on ``device`` in eval mode (``opened``: its checkpoint,
+    as :func:`open_checkpoint` read it)."""
+    if opened is None and cfg.checkpoint:
+        opened = open_checkpoint(cfg)
+    if isinstance(opened, Loaded):
+        opened.model = opened.model.to(device).eval()
+        return opened
     kwargs = resolve_kwargs(cfg.name, cfg.kwargs, num_classes, in_channels)
     spec = ModelSpec(cfg.name, kwargs)
     model = build_model(spec.name, kwargs)
-    if ckpt is None:
+    if opened is None:
         return Loaded(model.to(device).eval(), spec, "init")
-    loaded = read_checkpoint(ckpt, trust=cfg.trust_checkpoint)
-    if isinstance(loaded, nn.Module):
-        model = loaded
+    if isinstance(opened, nn.Module):
+        model = opened
     else:
-        load_state(model, loaded, str(ckpt))
+        load_state(model, opened, str(cfg.checkpoint))
     return Loaded(model.to(device).eval(), spec, "checkpoint")
 
 

@@ -6,7 +6,6 @@ becomes physically smaller. Rates here are % of channels removed.
 """
 from __future__ import annotations
 
-import fnmatch
 import warnings
 from typing import Any
 
@@ -19,7 +18,7 @@ from compress.data import Dataset, iter_batches
 from compress.errors import InputError, UnsupportedError
 from compress.layers import WEIGHTED, matches
 from compress.method import Outcome, Workspace
-from compress.prune import importance
+from compress.prune import channel_plan, importance
 from compress.prune.schedules import cycle_rates
 from compress.recipe.base import FinetuneConfig
 from compress.recipe.methods import ChannelPrune
@@ -46,7 +45,9 @@ def prune_channels(model: nn.Module, cfg: ChannelPrune, ws: Workspace) -> Outcom
     example = ws.data.test.x[:1].to(ws.run.device)
     cycles = cfg.iterations if cfg.schedule == "iterative" else 1
     before = sum(p.numel() for p in model.parameters())
-    pruner = build_pruner(model, cfg, example, ws.run, steps=cycles)
+    plans = _plan(model, cfg, ws, example)
+    ratios = {p.module: p.ratio for p in plans if p.remove}
+    pruner = build_pruner(model, cfg, example, ws.run, steps=cycles, ratios=ratios)
     for k in range(1, cycles + 1):
         prune_step(pruner, model, ws.data, ws.run, cfg, example)
         if cfg.schedule == "iterative":
@@ -54,7 +55,18 @@ def prune_channels(model: nn.Module, cfg: ChannelPrune, ws: Workspace) -> Outcom
                 hooks=ws.hooks, teacher=ws.teacher)
     after = sum(p.numel() for p in model.parameters())
     return Outcome(notes=[f"channel pruning removed {100 * (1 - after / before):.1f}% of parameters "
-                          f"({before:,} → {after:,})"])
+                          f"({before:,} → {after:,}); {channel_plan.describe(plans)}"])
+
+
+def _plan(model: nn.Module, cfg: ChannelPrune, ws: Workspace, example: torch.Tensor) -> list[channel_plan.GroupPlan]:
+    """How many channels each group loses (scores from a scoring pruner, gradients first for taylor)."""
+    scorer = build_pruner(model, cfg, example, ws.run, steps=1, ratios={})
+    if importance.get(cfg.method).needs_gradients:
+        _accumulate_grads(model, ws.data, ws.run, cfg.calibration_batches)
+    try:
+        return channel_plan.plan(scorer, model, cfg)
+    finally:
+        model.zero_grad(set_to_none=True)
 
 
 def output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
@@ -85,9 +97,9 @@ def check_supported(model: nn.Module, skip: list[str]) -> None:
                 f"skip it and the layer feeding it (prune.skip: ['{name}', …]) or use granularity: unstructured")
 
 
-def build_pruner(model: nn.Module, cfg: ChannelPrune, example: torch.Tensor, ctx: RunContext,
-                 steps: int = 1) -> Any:
-    """A torch-pruning pruner for ``cfg`` (``steps`` > 1 for iterative cycles)."""
+def build_pruner(model: nn.Module, cfg: ChannelPrune, example: torch.Tensor, ctx: RunContext, steps: int,
+                 ratios: dict[nn.Module, float]) -> Any:
+    """A torch-pruning pruner removing ``ratios`` of each group root's channels over ``steps`` cycles."""
     tp = _tp()
     check_supported(model, cfg.skip)
     ignored = [m for n, m in model.named_modules() if n and matches(n, cfg.skip)] + output_layers(model, example)
@@ -95,17 +107,13 @@ def build_pruner(model: nn.Module, cfg: ChannelPrune, example: torch.Tensor, ctx
     if not roots:
         raise InputError("no prunable layer left for channel pruning (the classifier is always kept)",
                          "check prune.skip against the model's module names (modelzip inspect shows them)")
-    ratios = {m: cfg.layer_rates[pat] / 100.0 for n, m in model.named_modules() if m in roots
-              for pat in cfg.layer_rates if fnmatch.fnmatch(n, pat)}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return tp.pruner.BasePruner(
-                model, example, importance=importance.get(cfg.method).channels(ctx),
-                global_pruning=cfg.scope == "global",
-                pruning_ratio=(cfg.rate or 0.0) / 100.0, pruning_ratio_dict=ratios or None,
-                ignored_layers=ignored, iterative_steps=steps,
-                iterative_pruning_ratio_scheduler=_cubic_steps)
+                model, example, importance=importance.get(cfg.method).channels(ctx), global_pruning=False,
+                pruning_ratio=0.0, pruning_ratio_dict=ratios or None, ignored_layers=ignored,
+                iterative_steps=steps, iterative_pruning_ratio_scheduler=_cubic_steps)
     except Exception as exc:  # the graph tracer raises plain errors on ops it cannot follow
         raise UnsupportedError(f"channel pruning could not trace the model: {type(exc).__name__}: {exc}",
                                "skip the module it names (prune.skip) or use granularity: unstructured") from exc
