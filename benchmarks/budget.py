@@ -36,9 +36,8 @@ def main() -> None:
         print(f"fixed 90 % + fine-tune: {fixed.report.final.accuracy:.2f} % ({fixed.report.final.delta_pp:+.2f} pp), "
               f"{t_fixed:.1f} s")
         recipe = mnist_recipe("lenet-300-100", args.root, work / "search",
-                              [{"prune": {"update_every": 100, "finetune": FINETUNE}}, "evaluate"], base.output)
-        recipe = recipe.model_copy(update={"constraints": recipe.constraints.model_copy(
-            update={"max_accuracy_drop": args.max_drop})})
+                              [{"prune": {"update_every": 100, "finetune": FINETUNE}}, "evaluate"], base.output,
+                              max_drop=args.max_drop)
         start = time.perf_counter()
         found = compress.run(recipe)
         t_search = time.perf_counter() - start

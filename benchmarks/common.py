@@ -11,11 +11,13 @@ import compress
 from compress.evaluate import measure_latency
 
 
-def mnist_recipe(model: str, root: str, out: Path, pipeline: list[Any], checkpoint: Path | None = None) -> Any:
-    """A CPU recipe on real MNIST under ``root``, optionally starting from ``checkpoint``."""
+def mnist_recipe(model: str, root: str, out: Path, pipeline: list[Any], checkpoint: Path | None = None,
+                 max_drop: float | None = None) -> Any:
+    """A CPU recipe on real MNIST under ``root``, optionally starting from ``checkpoint``, with a budget."""
     return compress.load_recipe({"model": {"name": model, "checkpoint": str(checkpoint) if checkpoint else None},
                                  "data": {"name": "mnist", "root": root}, "pipeline": pipeline,
-                                 "device": "cpu", "seed": 0, "output": str(out)})
+                                 "device": "cpu", "seed": 0, "output": str(out),
+                                 "constraints": {"max_accuracy_drop": max_drop}})
 
 
 def paired_latency(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor, rounds: int = 7) -> tuple[float, float]:

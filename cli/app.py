@@ -50,7 +50,7 @@ def train_cmd(ctx: typer.Context, *, common: Common) -> None:
     from compress.presets import train_only
 
     check_outputs(common)
-    execute(build_recipe(common, train_only), common)
+    execute(build_recipe(common, train_only, subfolder="train"), common)
 
 
 @app.command("eval")

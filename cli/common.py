@@ -88,10 +88,12 @@ def pick_recipe(path: Path | None) -> tuple[Path, str]:
 
 
 def build_recipe(common: Common, edit: Callable[[list[Any]], list[Any]] | None = None,
-                 doc: dict[str, Any] | None = None, how: str | None = None) -> Any:
+                 doc: dict[str, Any] | None = None, how: str | None = None, subfolder: str | None = None) -> Any:
     """Load a recipe, apply flags, a pipeline edit, then ``--set`` overrides, and validate it.
 
     ``doc``: a recipe document to start from instead of a file (``how`` says where it came from).
+    ``subfolder``: without ``--output``, write to ``<recipe output>/<subfolder>`` (one folder per command,
+    so ``prune`` then ``quantize`` do not overwrite each other).
     """
     import compress
     from compress.presets import edit as edit_pipeline
@@ -104,6 +106,8 @@ def build_recipe(common: Common, edit: Callable[[list[Any]], list[Any]] | None =
         name = how or "<recipe>"
     if not common.quiet:
         err_console().print(f"[dim]using {how}[/dim]")
+    if subfolder is not None and common.output is None:
+        common.output = Path(str(doc.get("output") or "runs/modelzip")) / subfolder
     flags = {"model.checkpoint": common.checkpoint, "output": common.output, "device": common.device}
     for key, value in flags.items():
         if value is not None:

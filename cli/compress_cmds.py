@@ -108,4 +108,4 @@ def _run_compression(stage: str, options: dict[str, Any], finetune_epochs: int |
     if max_drop is not None:
         common.sets = [f"constraints.max_accuracy_drop={max_drop}", *common.sets]
     check_outputs(common)
-    execute(build_recipe(common, edit), common)
+    execute(build_recipe(common, edit, subfolder=stage), common)

@@ -1,9 +1,11 @@
 """Rich rendering of reports, inspections and progress."""
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -13,9 +15,9 @@ from compress.report import Report
 
 
 def out_console() -> Console:
-    """Stdout console; when piped (CI logs) wide enough that tables are never truncated."""
+    """Stdout console: the terminal's width (or ``COLUMNS``); piped, wide enough that tables are never cut."""
     probe = Console()
-    return Console(highlight=False, width=None if probe.is_terminal else 160)
+    return Console(highlight=False, width=None if probe.is_terminal or os.environ.get("COLUMNS") else 160)
 
 
 def _scaled(n: float, units: tuple[str, ...], sep: str) -> str:
@@ -32,16 +34,32 @@ def human_bytes(n: float) -> str:
 
 
 def report_table(report: Report) -> Table:
-    table = Table(title=f"{report.model} on {report.dataset} ({report.device}); * = baseline",
-                  caption=f"latency: median forward time per batch of {report.final.latency_batch}")
-    for col in ("state", "top-1 %", "Δ pp", "params", "non-zero", "MACs", "size", "ratio", "latency"):
+    """One row per model state. Columns that say nothing are left out (``params`` when no row changes
+    the parameter count, ``non-zero`` when nothing is zero), so the table fits 80 columns."""
+    rows = report.rows
+    show_params = len({r.params for r in rows}) > 1 or all(r.nonzero == r.params for r in rows)
+    show_nonzero = any(r.nonzero != r.params for r in rows)
+    cols = ["state", "top-1 %", "Δ pp", *(["params"] if show_params else []), *(["non-zero"] if show_nonzero
+                                                                               else []),
+            "MACs", "size", "ratio", "latency"]
+    table = Table(title=f"{report.model} on {report.dataset} ({report.device}); * = baseline", box=box.SIMPLE_HEAD,
+                  caption=f"latency: median forward time per batch of {report.final.latency_batch}", pad_edge=False)
+    for col in cols:
         table.add_column(col, justify="left" if col == "state" else "right", no_wrap=True)
-    for i, row in enumerate(report.rows):
-        name = f"{row.stage}*" if i == report.baseline else row.stage
-        table.add_row(name, f"{row.accuracy:.2f}", f"{row.delta_pp:+.2f}", f"{row.params:,}", f"{row.nonzero:,}",
-                      human_count(row.macs), human_bytes(row.size_bytes), f"{row.ratio:.1f}×",
-                      "—" if row.latency_ms is None else f"{row.latency_ms:.1f} ms")
+    for i, row in enumerate(rows):
+        cells = {"state": f"{row.stage}*" if i == report.baseline else row.stage, "top-1 %": f"{row.accuracy:.2f}",
+                 "Δ pp": f"{row.delta_pp:+.2f}", "params": f"{row.params:,}", "non-zero": f"{row.nonzero:,}",
+                 "MACs": human_count(row.macs), "size": human_bytes(row.size_bytes), "ratio": f"{row.ratio:.1f}×",
+                 "latency": _ms(row.latency_ms)}
+        table.add_row(*(cells[c] for c in cols))
     return table
+
+
+def _ms(value: float | None) -> str:
+    """Milliseconds to three significant figures (what a median of a few runs can claim)."""
+    if value is None:
+        return "—"
+    return f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
 
 
 def human_count(n: float) -> str:
@@ -50,7 +68,7 @@ def human_count(n: float) -> str:
 
 def layer_table(report: Report) -> Table:
     """Per-layer shapes, sparsity and bits: what compression did where."""
-    table = Table(title="per layer (weights): baseline → final")
+    table = Table(title="per layer (weights): baseline → final", box=box.SIMPLE_HEAD)
     for col in ("layer", "type", "shape", "weights", "non-zero", "sparsity", "bits"):
         table.add_column(col, justify="left" if col in ("layer", "type", "shape") else "right", no_wrap=True)
     for s in report.layers:
@@ -68,7 +86,7 @@ def search_table(report: Report) -> Table:
     total = sum(t.seconds or 0.0 for t in trials)
     with_bits = any(t.bits is not None for t in trials)
     with_rate = any(t.bits is None for t in trials) or any(t.rate for t in trials)  # bits search: sparsity, if any
-    table = Table(title=f"budget search: {len(trials)} trials, {total:.1f} s")
+    table = Table(title=f"budget search: {len(trials)} trials, {total:.1f} s", box=box.SIMPLE_HEAD)
     cols = ["#", "phase", *(["rate %"] if with_rate else []), *(["mean bits"] if with_bits else []), "top-1 %",
             "non-zero", "in budget", "seconds"]
     for col in cols:
@@ -94,6 +112,7 @@ def report_view(report: Report) -> Group:
     if report.output:
         parts.append(f"wrote {report.output} ({human_bytes(report.final.size_bytes)}, "
                      f"ratio {report.final.ratio:.1f}× vs the baseline fp32 state_dict)")
+        parts.append(f"[dim]continue from it: modelzip prune|quantize|eval -c {report.output}[/dim]")
     parts.extend(f"note: {note}" for note in report.notes)
     c = report.constraint
     if c is not None:
@@ -103,7 +122,7 @@ def report_view(report: Report) -> Group:
 
 
 def inspect_table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title)
+    table = Table(title=title, box=box.SIMPLE_HEAD)
     for col in ("tensor", "shape", "encoding", "bits", "sparsity", "bytes"):
         table.add_column(col, justify="left" if col in ("tensor", "encoding") else "right")
     for r in rows:

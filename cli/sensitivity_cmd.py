@@ -27,12 +27,13 @@ def parse_numbers(text: str, kind: type, name: str) -> list[Any]:
 
 
 def table(result: Any, title: str) -> Any:
+    from rich import box
     from rich.table import Table
 
     rates = sorted({r for v in result.prune.values() for r in v})
     bits = sorted({b for v in result.bits.values() for b in v}, reverse=True)
     out = Table(title=f"{title}: top-1 % with one layer compressed (baseline {result.baseline:.2f} %)",
-                caption=f"measured on the {result.split} (never the test split)")
+                caption=f"measured on the {result.split} (never the test split)", box=box.SIMPLE_HEAD)
     for col in ["layer", "weights", *[f"{r:g} %" for r in rates], *[f"{b} bit" for b in bits]]:
         out.add_column(col, justify="left" if col == "layer" else "right", no_wrap=True)
     for layer, n in result.params.items():

@@ -11,12 +11,13 @@ from cli.sensitivity_cmd import PlotOpt, parse_numbers
 
 
 def table(result: Any, title: str) -> Any:
+    from rich import box
     from rich.table import Table
 
     from cli.render import human_bytes
 
     out = Table(title=f"{title}: accuracy vs size (baseline {result.baseline:.2f} %, "
-                      f"fp32 {human_bytes(result.fp32_bytes)})")
+                      f"fp32 {human_bytes(result.fp32_bytes)})", box=box.SIMPLE_HEAD)
     for col in ("method", "setting", "top-1 %", "Δ pp", "size", "ratio", "seconds"):
         out.add_column(col, justify="left" if col == "method" else "right", no_wrap=True)
     for p in result.points:

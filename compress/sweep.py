@@ -67,9 +67,12 @@ def sweep(recipe: Recipe, *, rates: list[float], bits: list[int], finetune: Fine
     return result
 
 
-def plot(result: Sweep, path: Path, title: str) -> None:
-    """Accuracy vs artifact size, one line per method, points labelled by their setting."""
+def plot(result: Sweep, path: Path, title: str) -> list[str]:
+    """Accuracy vs artifact size, one line per method, points labelled by their setting; returns the
+    x-axis tick labels (at least three, whatever the size range)."""
     plt = plotting.pyplot()
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for kind, unit in (("prune", "%"), ("quantize", " bit")):
         pts = sorted((p for p in result.points if p.kind == kind), key=lambda p: p.size_bytes)
@@ -81,8 +84,8 @@ def plot(result: Sweep, path: Path, title: str) -> None:
                         xytext=(4, 4), fontsize=8)
     ax.axhline(result.baseline, color="grey", linestyle="--", linewidth=1, label="baseline")
     ax.set_xscale("log")
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
+    ticks = _size_ticks([p.size_bytes / 1000 for p in result.points])
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("artifact size (KB, log scale)")
@@ -90,4 +93,19 @@ def plot(result: Sweep, path: Path, title: str) -> None:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    labels = [f"{t:g}" for t in ticks]
     plotting.save(fig, path)
+    return labels
+
+
+def _size_ticks(sizes: list[float]) -> list[float]:
+    """1-2-5 ticks over the sizes' range; where that gives fewer than three, ticks spread evenly (log)."""
+    import math
+
+    lo, hi = min(sizes), max(sizes)
+    ticks = [m * 10 ** e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+             for m in (1, 2, 5) if lo <= m * 10 ** e <= hi]
+    if len(ticks) >= 3:
+        return ticks
+    n = 4
+    return [float(f"{lo * (hi / lo) ** (i / (n - 1)):.2g}") for i in range(n)] if hi > lo else [float(f"{lo:.2g}")]

@@ -85,6 +85,34 @@ def _check_finite(loss: float, step: int, label: str) -> None:
                             "is written", "lower the learning rate (lr), or check the data and the model")
 
 
+class _Meter:
+    """Loss and accuracy over the current reporting window, kept on the device (one sync per report)."""
+
+    def __init__(self, ctx: RunContext, label: str) -> None:
+        self.ctx, self.label = ctx, label
+        self.loss = torch.zeros((), device=ctx.device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=ctx.device)
+        self.window, self.seen, self.start = 0, 0, time.perf_counter()
+        self.last = (float("nan"), float("nan"))
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.loss += loss.detach() * len(y)
+        self.correct += (logits.detach().argmax(1) == y).sum()
+        self.seen, self.window = self.seen + len(y), self.window + len(y)
+
+    def report(self, step: int, advance: int) -> None:
+        """Check the window's loss is finite, hand it to the progress sink, start a new window."""
+        if not self.window:
+            return
+        self.last = (float(self.loss) / self.window, 100.0 * float(self.correct) / self.window)
+        _check_finite(self.last[0], step, self.label)
+        self.ctx.progress.update(advance, loss=self.last[0], acc=self.last[1],
+                                 samples_per_s=self.seen / (time.perf_counter() - self.start))
+        self.loss.zero_()
+        self.correct.zero_()
+        self.window = 0
+
+
 def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
         label: str = "train", hooks: Sequence[TrainHook] = (), teacher: nn.Module | None = None) -> FitResult:
     """Train ``model`` in place for ``cfg.epochs`` on ``data.train``; hooks keep invariants.
@@ -99,15 +127,11 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
     opt = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
     sched = make_schedule(opt, cfg, steps_per_epoch)
-    total, step, seen = cfg.epochs * steps_per_epoch, 0, 0
-    gen = ctx.generator(offset=1)
+    total, step, gen = cfg.epochs * steps_per_epoch, 0, ctx.generator(offset=1)
     for hook in hooks:
         hook.on_start(model)
     ctx.progress.start(label, total)
-    start = time.perf_counter()
-    loss_sum = torch.zeros((), device=ctx.device)
-    correct = torch.zeros((), dtype=torch.int64, device=ctx.device)
-    window, last = 0, (float("nan"), float("nan"))
+    meter = _Meter(ctx, label)
     for _ in range(cfg.epochs):
         for x, y in iter_batches(data.train, cfg.batch_size, shuffle=True, generator=gen, augment=data.augment):
             x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
@@ -124,27 +148,17 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
             step += 1
             for hook in hooks:
                 hook.after_step(model, step, total)
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen, window = seen + len(y), window + len(y)
+            meter.add(loss, logits, y)
             if step % _REPORT_EVERY == 0 or step == total:
-                last = (float(loss_sum) / window, 100.0 * float(correct) / window)
-                _check_finite(last[0], step, label)
-                ctx.progress.update(_REPORT_EVERY if step % _REPORT_EVERY == 0 else step % _REPORT_EVERY,
-                                    loss=last[0], acc=last[1],
-                                    samples_per_s=seen / (time.perf_counter() - start))
-                loss_sum.zero_()
-                correct.zero_()
-                window = 0
+                meter.report(step, _REPORT_EVERY if step % _REPORT_EVERY == 0 else step % _REPORT_EVERY)
             if any(h.stop for h in hooks):
                 break
         if any(h.stop for h in hooks):
             break
-    if window:
-        _check_finite(float(loss_sum) / window, step, label)
-    seconds = time.perf_counter() - start
+    meter.report(step, 0)  # a search hook may stop mid-window: its loss is checked too
+    seconds = time.perf_counter() - meter.start
     for hook in hooks:
         hook.on_end(model)
     ctx.progress.stop()
     model.eval()
-    return FitResult(cfg.epochs, step, seconds, seen / max(seconds, 1e-9), *last)
+    return FitResult(cfg.epochs, step, seconds, meter.seen / max(seconds, 1e-9), *meter.last)

@@ -47,6 +47,7 @@ def _peak_rss(args: list[str], cwd: Path) -> tuple[int, str, int]:
     return code, err, rss
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", ["lzma_bomb", "shape_inflation"])
 def test_hostile_artifacts_are_refused_within_time_and_memory(tmp_path, cnn_base, make):
     bad = getattr(forge, make)(cnn_base, tmp_path / "bad.mzip")
@@ -86,6 +87,7 @@ def test_sigkill_during_a_write_never_leaves_a_partial_file_and_the_next_run_cle
         assert not list(target.parent.glob(".model.mzip.*.tmp"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.05, 0.8, 4.0])
 def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, delay):
     raw = tiny_recipe(tmp_path, pipeline=[{"train": {"epochs": 50, "batch_size": 16}}, "evaluate"])
@@ -116,6 +118,7 @@ def test_files_follow_the_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "a.bin").stat().st_mode) == 0o640
 
 
+@pytest.mark.slow
 def test_the_same_recipe_and_seed_give_a_byte_identical_artifact(tmp_path, cnn_base):
     raw = from_checkpoint(tmp_path, cnn_base, {"prune": {"rate": 50}}, {"finetune": {"epochs": 1}})
     first = compress.run(compress.load_recipe(raw)).output.read_bytes()

@@ -1,6 +1,7 @@
 """``modelzip sweep``: one baseline, one point per setting, real sizes, table, JSON and plot."""
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
@@ -8,6 +9,7 @@ from tests.conftest import tiny_recipe
 from tests.conftest import write_recipe as write
 
 
+@pytest.mark.slow
 def test_sweep_points_shrink_with_rate_and_bits(tmp_path, cnn_base):
     recipe = str(write(tmp_path, tiny_recipe(tmp_path)))
     png = tmp_path / "sweep.png"
@@ -29,3 +31,12 @@ def test_sweep_needs_something_to_do(tmp_path):
     recipe = str(write(tmp_path, tiny_recipe(tmp_path)))
     res = CliRunner().invoke(app, ["sweep", "-r", recipe, "--rates", "", "--bits", ""])
     assert res.exit_code == 2 and "nothing to sweep" in res.output
+
+
+def test_the_plot_has_several_size_ticks_even_over_a_narrow_range(tmp_path):
+    from compress.sweep import Point, Sweep, plot
+
+    result = Sweep(95.0, 722_000, [Point("quantize", 8, 95.0, 168_000, 4.3, 1.0),
+                                   Point("quantize", 4, 94.0, 95_000, 7.6, 1.0)])
+    labels = plot(result, tmp_path / "s.png", "t")
+    assert len(labels) >= 3 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"

@@ -71,9 +71,14 @@ def _with_versions(state: dict[str, torch.Tensor], versions: Any) -> dict[str, t
 
 
 def module_versions(model: nn.Module) -> dict[str, int]:
-    """Module prefix → version, from ``model.state_dict()._metadata`` (what :func:`_with_versions` restores)."""
-    meta = getattr(model.state_dict(), "_metadata", None) or {}
-    return {k: int(v["version"]) for k, v in meta.items() if isinstance(v, dict) and v.get("version") is not None}
+    """Module name → version for the modules whose loader may read it (what :func:`_with_versions` restores).
+
+    Only classes outside ``torch.nn`` that declare a version of their own are listed (MNASNet's loader
+    refuses a state_dict without one); torch.nn's own modules load old checkpoints without it, and
+    listing every BatchNorm would cost a kilobyte in a small file.
+    """
+    return {name: int(type(m)._version) for name, m in model.named_modules()
+            if getattr(type(m), "_version", 1) != 1 and not type(m).__module__.startswith("torch.nn")}
 
 
 Opened = Loaded | StateDict | nn.Module | None

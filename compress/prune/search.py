@@ -24,6 +24,7 @@ from compress.report import Trial
 from compress.training import fit
 
 _MISSES = 3  # consecutive failed checks that end the climb
+_CHECKS = 8  # the fewest budget checks a climb gets, however short its fine-tune
 Weights = dict[str, torch.Tensor]
 
 
@@ -50,6 +51,8 @@ class ClimbHook(GradualHook):
         self.misses, self.clock = 0, time.perf_counter()
 
     def after_step(self, model: nn.Module, step: int, total: int) -> None:
+        if step == 1:  # a short fine-tune still gets ~8 checks: update_every may exceed all its steps
+            self.every = max(1, min(self.every, total // _CHECKS))
         if step % self.every == 0 and self.rate > 0:
             self.apply()  # this step's optimizer update may have moved pruned weights (momentum)
             self._check(model)

@@ -131,3 +131,11 @@ def test_recipe_and_report_round_trip_compressed(tmp_path):
     write_atomic(path, full)
     art = artifact.read(path)
     assert art.manifest["report"] == report and art.manifest["recipe"] == recipe
+
+
+def test_module_versions_survive_the_round_trip_so_mnasnet_loads(tmp_path):
+    model = build_model("torchvision:mnasnet0_5", {"num_classes": 10}).eval()
+    compress.save(model, tmp_path / "m.mzip", ModelSpec("torchvision:mnasnet0_5", {"num_classes": 10}))
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.equal(compress.load(tmp_path / "m.mzip")(x), model(x))
+    assert artifact.read_header(tmp_path / "m.mzip").manifest["versions"] == {"": 2}

@@ -160,7 +160,10 @@ def test_prune_command_end_to_end(tmp_path, cnn_base):
     res = runner.invoke(app, ["prune", "--rate", "80", "-r", recipe, "-c", str(cnn_base), "-q", "--finetune-epochs",
                               "1", "--json", str(tmp_path / "p.json")])
     assert res.exit_code == 0, res.output
-    rows = read_json(tmp_path / "p.json")["rows"]
+    report = read_json(tmp_path / "p.json")
+    rows = report["rows"]
+    assert report["output"] == str(tmp_path / "out" / "prune" / "model.mzip")  # without -o: one folder per command
+    assert f"continue from it: modelzip prune|quantize|eval -c {report['output']}" in " ".join(res.output.split())
     assert [r["stage"] for r in rows] == ["checkpoint", "prune", "finetune"]
     assert rows[-1]["nonzero"] < 0.25 * rows[0]["nonzero"] and rows[-1]["size_bytes"] < 0.4 * rows[0]["size_bytes"]
     res = runner.invoke(app, ["prune", "-r", recipe, "-q"])
@@ -192,3 +195,45 @@ def test_help_and_version_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().endswith("False"), out.stdout + out.stderr
     assert "Usage" in out.stdout
+
+
+def test_inspect_survives_a_malformed_stored_report(tmp_path, cnn_base):
+    from compress import artifact
+
+    header = artifact.read_header(cnn_base)
+    blob = artifact.assemble((header.manifest["tensors"], header.payloads), header.spec,
+                             recipe=header.manifest["recipe"], report={"rows": "not rows", "model": 3})
+    (tmp_path / "m.mzip").write_bytes(blob)
+    res = runner.invoke(app, ["inspect", str(tmp_path / "m.mzip")])
+    assert res.exit_code == 0, res.output
+    assert "7.weight" in res.stdout and "the stored report cannot be shown" in res.stdout
+
+
+def test_eval_of_an_mnist_artifact_without_a_recipe_uses_its_own_data(tmp_path, monkeypatch):
+    from tests.conftest import write_idx
+
+    root = write_idx(tmp_path / "data", n_train=128, n_test=64)
+    raw = tiny_recipe(tmp_path, model={"name": "lenet-300-100"}, data={"name": "mnist", "root": str(root)},
+                      pipeline=[{"train": {"epochs": 1, "batch_size": 32}}, "evaluate"])
+    res = runner.invoke(app, ["run", str(write_recipe(tmp_path, raw)), "-q", "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    trained = read_json(tmp_path / "r.json")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no ./modelzip.yaml, no --recipe: not the built-in digits recipe
+    res = runner.invoke(app, ["eval", trained["output"], "--json", "-"])
+    assert res.exit_code == 0, res.output
+    assert f"data settings stored in {trained['output']} (mnist, root {root})" in " ".join(res.stderr.split())
+    assert read_json_text(res.stdout)["rows"][0]["accuracy"] == trained["rows"][-1]["accuracy"]
+
+
+def test_the_report_fits_80_columns(tmp_path, cnn_base):
+    res = runner.invoke(app, ["quantize", "--bits", "4", "-c", str(cnn_base), "-r",
+                              str(write_recipe(tmp_path, tiny_recipe(tmp_path))), "--finetune-epochs", "0", "-q"],
+                        env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    table = res.stdout[:res.stdout.index("latency: median")]
+    assert max(len(line) for line in table.splitlines()) <= 80 and "…" not in table
+    for header in ("top-1 %", "Δ pp", "size", "ratio", "latency"):
+        assert header in table
+    assert re.search(r"quantize\s+\d+\.\d\d\s+[+-]\d+\.\d\d\s+.*KB\s+\d+\.\d×\s+[\d.]+ ms", table)

@@ -68,3 +68,17 @@ def test_fit_to_shapes_rebuilds_a_narrower_resnet():
     fit_to_shapes(model, shapes)
     assert model.conv1.out_channels == 8 and model.bn1.num_features == 8
     assert model.layers[0].conv1.in_channels == 8
+
+
+def test_a_factory_beside_the_recipe_is_importable_from_the_current_folder(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "my_nets_for_test.py").write_text(
+        "import torch.nn as nn\n"
+        "def tiny(num_classes=10, in_channels=1):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * 28 * 28, num_classes))\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    model = build_model("my_nets_for_test:tiny", {"num_classes": 3})
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 3)
+    assert str(tmp_path) not in sys.path  # only while importing

@@ -39,8 +39,8 @@ def test_impossible_budget_exits_3_and_writes_the_least_damaged_candidate(tmp_pa
     assert res.exit_code == 3, res.output
     assert "budget search" in res.output and "VIOLATED" in res.output
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["output"].endswith("model.over-budget.mzip")
-    assert not (tmp_path / "out" / "model.mzip").exists()
+    assert report["output"] == str(tmp_path / "out" / "prune" / "model.over-budget.mzip")  # the command's folder
+    assert not (tmp_path / "out" / "prune" / "model.mzip").exists()
     assert compress.load(report["output"]) is not None
     rates = [t["rate"] for t in report["search"]]
     assert min(rates) >= 97 and not any(t["met"] for t in report["search"])
