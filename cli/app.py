@@ -58,8 +58,7 @@ def train_cmd(ctx: typer.Context, *, common: Common) -> None:
 def eval_cmd(ctx: typer.Context, checkpoint: Annotated[Path, typer.Argument(metavar="CHECKPOINT", help=".mzip "
                                                                             "artifact or plain checkpoint.")],
              *, common: Common) -> None:
-    """Evaluate a checkpoint (writes nothing but --json). An artifact is evaluated on the data it stores
-    unless a recipe is given."""
+    """Evaluate a checkpoint (an artifact on the data it stores, unless a recipe is given); writes only --json."""
     from compress.presets import evaluate_only
 
     common.checkpoint = checkpoint

@@ -51,8 +51,7 @@ def sensitivity_cmd(
                                       "none).")] = "8,4,2",
     plot: PlotOpt = None, *, common: Common,
 ) -> None:
-    """Train per the recipe (or load --checkpoint), then prune/quantize each layer alone and evaluate
-    (on the validation split, else the first training images)."""
+    """Train per the recipe (or load --checkpoint), then prune/quantize each layer alone and evaluate it."""
     from cli.render import RichProgress, out_console
     from compress import presets
     from compress.analysis import sensitivity
