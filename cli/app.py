@@ -6,12 +6,12 @@ and ``--version`` answer at once; commands import what they use when they run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from cli import compress_cmds, inspect_cmd, sensitivity_cmd, sweep_cmd
-from cli.common import READS, RUNS, Common, build_recipe, check_outputs, command, execute
+from cli import compress_cmds, export_cmd, inspect_cmd, sensitivity_cmd, sweep_cmd
+from cli.common import READS, RUNS, Common, build_recipe, check_outputs, command, execute, stored_recipe
 from cli.errors import err_console
 from compress.version import __version__
 
@@ -63,26 +63,8 @@ def eval_cmd(ctx: typer.Context, checkpoint: Annotated[Path, typer.Argument(meta
 
     common.checkpoint = checkpoint
     check_outputs(common)
-    doc, how = _stored_recipe(common)
+    doc, how = stored_recipe(common)
     execute(build_recipe(common, evaluate_only, doc=doc, how=how), common, write=False)
-
-
-def _stored_recipe(common: Common) -> tuple[dict[str, Any] | None, str | None]:
-    """The data settings an artifact stores, when no recipe is given (so eval measures what was trained)."""
-    from compress import artifact
-
-    if common.recipe is not None or Path("modelzip.yaml").is_file() or common.checkpoint is None:
-        return None, None
-    if not artifact.is_artifact(common.checkpoint):
-        return None, None
-    stored = artifact.read_header(common.checkpoint).manifest.get("recipe")
-    if not isinstance(stored, dict) or not isinstance(stored.get("data"), dict):
-        return None, None
-    model = stored.get("model") if isinstance(stored.get("model"), dict) else {}
-    data = {**stored["data"], "download": False}  # a file never makes modelzip download anything
-    doc = {"model": {"name": model.get("name", "mnist-cnn"), "kwargs": model.get("kwargs") or {}},
-           "data": data, "pipeline": ["evaluate"], "seed": stored.get("seed", 0)}
-    return doc, f"the data settings stored in {common.checkpoint} ({data.get('name')}, root {data.get('root')})"
 
 
 @app.command("validate")
@@ -119,6 +101,7 @@ def init_cmd(ctx: typer.Context,
 
 app.command("prune")(compress_cmds.prune_cmd)
 app.command("quantize")(compress_cmds.quantize_cmd)
+app.command("export")(export_cmd.export_cmd)
 app.command("inspect")(inspect_cmd.inspect_cmd)
 app.command("sensitivity")(sensitivity_cmd.sensitivity_cmd)
 app.command("sweep")(sweep_cmd.sweep_cmd)

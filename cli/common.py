@@ -32,11 +32,14 @@ SHARED: dict[str, tuple[Any, Any]] = {  # name → (annotation, default); the or
                None),
     "json_path": (Annotated[Path | None, typer.Option("--json", metavar="FILE", help="Write the report as JSON to "
                                                       "this file ('-' for stdout).")], None),
+    "exports": (Annotated[list[str] | None, typer.Option("--export", metavar="FORMAT", help="Also export the result "
+                                                         "beside model.mzip and verify it: onnx | onnx-int8 | pt2 "
+                                                         "(repeatable).")], None),
     "quiet": (Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="No progress output.")], False),
     "trust": (Annotated[bool, typer.Option("--trust-checkpoint", metavar="", help="Allow unpickling a full-module "
                                            "checkpoint or importing a model factory named by a file.")], False),
 }
-RUNS = ("recipe", "sets", "checkpoint", "output", "device", "json_path", "quiet", "trust")  # commands that write
+RUNS = ("recipe", "sets", "checkpoint", "output", "device", "json_path", "exports", "quiet", "trust")  # writers
 READS = ("recipe", "sets", "checkpoint", "device", "json_path", "quiet", "trust")  # commands that only read
 
 
@@ -50,6 +53,7 @@ class Common:
     output: Path | None = None
     device: str | None = None
     json_path: Path | None = None
+    exports: list[str] = field(default_factory=list)
     quiet: bool = False
     trust: bool = False
 
@@ -65,6 +69,8 @@ def command(*shared: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def wrapper(ctx: typer.Context, *args: Any, **kwargs: Any) -> Any:
             values = {name: kwargs.pop(name) for name in shared}
             values["sets"] = values.get("sets") or []
+            if "exports" in values:
+                values["exports"] = values["exports"] or []
             return fn(ctx, *args, common=Common(**values), **kwargs)
 
         wrapper.__signature__ = inspect.Signature([*own, *extra])  # type: ignore[attr-defined]
@@ -116,7 +122,23 @@ def build_recipe(common: Common, edit: Callable[[list[Any]], list[Any]] | None =
         apply_override(doc, "model.trust_checkpoint=true")
     if edit is not None:
         doc = edit_pipeline(doc, edit)
+    if common.exports:
+        doc = edit_pipeline(doc, lambda pipeline: [*pipeline, *export_stages(common.exports)])
     return compress.load_recipe(doc, common.sets, name=name)
+
+
+EXPORT_FORMATS = ("onnx", "onnx-int8", "pt2")
+
+
+def export_stages(formats: list[str]) -> list[dict[str, Any]]:
+    """``--export onnx-int8`` → ``{"export": {"format": "onnx", "int8": true}}``."""
+    from compress.errors import InputError
+    from compress.registry import did_you_mean
+
+    bad = [f for f in formats if f not in EXPORT_FORMATS]
+    if bad:
+        raise InputError(f"--export {bad[0]!r} is not a format{did_you_mean(bad[0], EXPORT_FORMATS)}")
+    return [{"export": {"format": f.removesuffix("-int8"), "int8": f.endswith("-int8")}} for f in formats]
 
 
 def check_outputs(common: Common, *extra: tuple[Path | None, str]) -> None:
@@ -153,3 +175,21 @@ def emit(renderable: Any, data: dict[str, Any], json_path: Path | None) -> None:
     out_console().print(renderable)
     if json_path is not None:
         write_atomic(json_path, json.dumps(data, indent=2).encode())
+
+
+def stored_recipe(common: Common) -> tuple[dict[str, Any] | None, str | None]:
+    """The data settings an artifact stores, when no recipe is given (so eval measures what was trained)."""
+    from compress import artifact
+
+    if common.recipe is not None or Path("modelzip.yaml").is_file() or common.checkpoint is None:
+        return None, None
+    if not artifact.is_artifact(common.checkpoint):
+        return None, None
+    stored = artifact.read_header(common.checkpoint).manifest.get("recipe")
+    if not isinstance(stored, dict) or not isinstance(stored.get("data"), dict):
+        return None, None
+    model = stored.get("model") if isinstance(stored.get("model"), dict) else {}
+    data = {**stored["data"], "download": False}  # a file never makes modelzip download anything
+    doc = {"model": {"name": model.get("name", "mnist-cnn"), "kwargs": model.get("kwargs") or {}},
+           "data": data, "pipeline": ["evaluate"], "seed": stored.get("seed", 0)}
+    return doc, f"the data settings stored in {common.checkpoint} ({data.get('name')}, root {data.get('root')})"

@@ -103,12 +103,27 @@ def _seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
+def export_table(report: Report) -> Table:
+    """Each export, run in its own runtime: what it scored, how far its logits are from PyTorch's, speed, size."""
+    batch = report.exports[0].latency_batch
+    table = Table(title="exports, each run in its runtime", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("export", "runtime", "top-1 %", "Δ pp", "max |Δlogit|", "batch 1", f"batch {batch}", "size"):
+        table.add_column(col, justify="left" if col in ("export", "runtime") else "right", no_wrap=True)
+    for e in report.exports:
+        table.add_row(e.format, e.runtime, f"{e.accuracy:.2f}", f"{e.delta_pp:+.2f}", f"{e.max_abs_diff:.2g}",
+                      _ms(e.latency_ms_1), _ms(e.latency_ms), human_bytes(e.size_bytes))
+    return table
+
+
 def report_view(report: Report) -> Group:
-    """Everything printed after a run: search trace, states, layers, output, notes, verdict."""
+    """Everything printed after a run: search trace, states, layers, exports, output, notes, verdict."""
     parts: list[Any] = [search_table(report)] if report.search else []
     parts.append(report_table(report))
     if report.layers:
         parts.append(layer_table(report))
+    if report.exports:
+        parts.append(export_table(report))
+        parts.extend(f"wrote {e.file}" for e in report.exports if e.file)
     if report.output:
         parts.append(f"wrote {report.output} ({human_bytes(report.final.size_bytes)}, "
                      f"ratio {report.final.ratio:.1f}× vs the baseline fp32 state_dict)")

@@ -15,7 +15,7 @@ from compress.measure import cpu_state
 from compress.models import check_model_name, load_artifact, module_versions
 from compress.pipeline import RunResult
 from compress.pipeline import run as _run
-from compress.quantize import int8
+from compress import execution
 from compress.recipe import Recipe
 from compress.recipe import load_recipe as _load_recipe
 
@@ -62,5 +62,5 @@ def load(path: str | Path, device: str | torch.device = "cpu", trust_model_code:
     """
     loaded = load_artifact(Path(path), "cpu", trust=trust_model_code)
     if execute and loaded.execute:
-        return int8.rebuild(loaded.model, loaded.execute)
+        return execution.rebuild(loaded.model, loaded.execute)
     return loaded.model.to(device).eval()

@@ -10,7 +10,8 @@ from compress import artifact
 from compress.evaluate import evaluate, measure_latency
 from compress.layers import count_macs, count_nonzero
 from compress.recipe.base import EvaluateConfig
-from compress.report import Row
+from compress.export import Exported
+from compress.report import ExportRow, Row
 from compress.state import PipelineState
 
 
@@ -52,3 +53,22 @@ def measure(state: PipelineState, label: str, cfg: EvaluateConfig | None = None,
     return Row(label, round(res.accuracy, 4), round(res.loss, 6), cfg.split, params, nonzero, artifact_bytes(state),
                round(latency * 1e3, 4), cfg.latency_batch_size, seconds=round(seconds, 3),
                state_dict_bytes=fp32_state_dict_bytes(model), macs=count_macs(model, example.to(ctx.device)))
+
+
+def export_row(state: PipelineState, exported: Exported, split: str) -> ExportRow:
+    """Run an export in its own runtime: accuracy on ``split``, largest logit difference from the PyTorch
+    model, latency at batch 1 and at the config's batch, file size."""
+    cfg, runner, cpu = exported.config, exported.runner, torch.device("cpu")
+    data = state.data.split(split)
+    res = evaluate(runner, data, state.eval_batch_size, cpu)
+    x = data.x[:256]
+    with torch.inference_mode():
+        reference = state.model.cpu().eval()(x)
+        diff = float((runner(x) - reference).abs().max())
+    state.model.to(state.ctx.device)
+    example = state.data.test.x[:cfg.latency_batch_size]
+    one = measure_latency(runner, example[:1], 1, cpu) if cfg.fixed_batch in (None, 1) else None
+    many = measure_latency(runner, example, cfg.latency_batch_size, cpu)
+    return ExportRow(cfg.label, exported.runtime, round(res.accuracy, 4), split, round(diff, 6),
+                     None if one is None else round(one * 1e3, 4), round(many * 1e3, 4), cfg.latency_batch_size,
+                     len(exported.data))

@@ -19,14 +19,15 @@ from compress.artifact.write import write as write_artifact
 from compress.budget import Budget, stage_budget
 from compress.context import Progress, RunContext, resolve_device
 from compress.data import Dataset, load_dataset
-from compress.files import FolderLock, check_output_file
+from compress.files import FolderLock, check_output_file, write_atomic
 from compress.layers import layer_stats, weight_shapes
-from compress.measure import encoding, measure
+from compress.measure import encoding, export_row, measure
 from compress.models import check_fits, load_model, module_versions
 from compress.models.load import Opened, open_checkpoint
-from compress.quantize import int8
-from compress.recipe.base import EvaluateConfig, FinetuneConfig, TrainConfig
-from compress.recipe.methods import MethodConfig, PruneBase
+from compress import execution
+from compress.export import export
+from compress.recipe.base import EvaluateConfig, ExportConfig, FinetuneConfig, TrainConfig
+from compress.recipe.methods import MethodConfig, PruneBase, QuantizeBase
 from compress.recipe.schema import Recipe, Stage
 from compress.report import Report, Row
 from compress.state import PipelineState
@@ -69,13 +70,21 @@ def run(recipe: Recipe, *, progress: Progress | None = None, write: bool = True,
     return RunResult(report, state.model, state, out_path)
 
 
+def output_names(recipe: Recipe) -> tuple[str, ...]:
+    """Every file a run may write in its output folder: the artifact (either name) and its exports."""
+    suffixes = [s.config.suffix for s in recipe.pipeline if isinstance(s.config, ExportConfig)]
+    return tuple(f"{Path(name).stem}{suffix}" if suffix else name
+                 for name in (RESULT, OVER_BUDGET) for suffix in ("", *suffixes))
+
+
 def _claim_output(recipe: Recipe, protect: tuple[Path, ...]) -> FolderLock:
-    """Check both possible artifact paths and lock the folder, before any compute."""
+    """Check every possible output path and lock the folder, before any compute."""
     folder = Path(recipe.output)
     inputs = (*protect, *([Path(recipe.model.checkpoint)] if recipe.model.checkpoint else []))
-    for name in (RESULT, OVER_BUDGET):
+    names = output_names(recipe)
+    for name in names:
         check_output_file(folder / name, "output", inputs)
-    return FolderLock(folder, (RESULT, OVER_BUDGET)).acquire()
+    return FolderLock(folder, names).acquire()
 
 
 def init_state(recipe: Recipe, data: Dataset, ctx: RunContext, opened: Opened = None) -> PipelineState:
@@ -85,7 +94,7 @@ def init_state(recipe: Recipe, data: Dataset, ctx: RunContext, opened: Opened = 
     state = PipelineState(loaded.model, loaded.spec, data, ctx, recipe.data.eval_batch_size, grids=loaded.grids)
     if loaded.execute:
         state.execute = loaded.execute
-        state.runtime = int8.rebuild(loaded.model, loaded.execute)
+        state.runtime = execution.rebuild(loaded.model, loaded.execute)
     state.file_bytes = loaded.file_bytes
     return state
 
@@ -99,7 +108,10 @@ def _run_stages(recipe: Recipe, state: PipelineState, report: Report) -> int:
     if recipe.model.checkpoint or recipe.pipeline[0].kind != "train":
         report.rows.append(measure(state, "checkpoint" if recipe.model.checkpoint else "init"))
     baseline, before = 0, None
-    last_change = max((i for i, s in enumerate(recipe.pipeline) if s.kind != "evaluate"), default=-1)
+    last_change = max((i for i, s in enumerate(recipe.pipeline) if s.kind not in ("evaluate", "export")),
+                      default=-1)
+    state.observer = next((s.config.observer for s in recipe.pipeline if isinstance(s.config, QuantizeBase)),
+                          "minmax")
     for i, stage in enumerate(recipe.pipeline):
         if i == first:
             baseline, before = len(report.rows) - 1, weight_shapes(state.model)
@@ -147,8 +159,19 @@ def _evaluate(state: PipelineState, stage: Stage, report: Report, budget: Budget
     report.rows.append(measure(state, label, cfg, seconds=seconds))
 
 
+def _export(state: PipelineState, stage: Stage, report: Report, budget: Budget | None) -> None:
+    """Export the model as it is now and verify the export in its runtime (written beside the artifact)."""
+    cfg = stage.config
+    assert isinstance(cfg, ExportConfig)
+    exported = export(state.model, cfg, state.data.test.x[:1], state.data.train, state.ctx,
+                      cfg.observer or state.observer)
+    split = report.rows[-1].split if report.rows else "test"
+    report.exports.append(export_row(state, exported, split))
+    state.exports.append(exported)
+
+
 _STAGES: dict[str, Handler] = {"train": _train, "finetune": _train, "prune": _compress, "quantize": _compress,
-                               "evaluate": _evaluate}
+                               "evaluate": _evaluate, "export": _export}
 
 
 def _distills(stage: Stage) -> bool:
@@ -161,7 +184,8 @@ def _to_int8(state: PipelineState) -> Row:
     assert state.pending_int8 is not None
     start = time.perf_counter()
     state.ctx.progress.note("converting to int8 execution")
-    state.runtime, state.execute = int8.convert(state.model, state.pending_int8, state.data, state.ctx)
+    state.runtime, state.execute, note = execution.convert(state.model, state.pending_int8, state.data, state.ctx)
+    state.notes.append(note)
     state.pending_int8, state.file_bytes = None, None
     return measure(state, "int8", seconds=time.perf_counter() - start)
 
@@ -171,6 +195,9 @@ def _write_output(recipe: Recipe, state: PipelineState, report: Report) -> Path:
     met = report.constraint is None or report.constraint.met
     path = Path(recipe.output) / (RESULT if met else OVER_BUDGET)  # an over-budget file never passes for a result
     report.output = str(path)
+    for exported, row in zip(state.exports, report.exports, strict=True):
+        row.file = str(path.with_name(f"{path.name.removesuffix('.mzip')}{exported.suffix}"))
+        write_atomic(Path(row.file), exported.data)
     size = write_artifact(path, encoding(state), state.spec, recipe=recipe.model_dump(mode="json"),
                           report=report.stored(), execute=state.execute, versions=module_versions(state.model))
     report.final.size_bytes = size

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 REPORT_SCHEMA = 1
-_TIMED = ("latency_ms", "seconds")  # measured timings: they differ run to run, so artifacts leave them out
+_TIMED = ("latency_ms", "latency_ms_1", "seconds")  # measured timings: they differ run to run, so artifacts leave them out
 
 
 @dataclass
@@ -60,6 +60,23 @@ class Trial:
 
 
 @dataclass
+class ExportRow:
+    """An exported model, run in its own runtime on the evaluation split."""
+
+    format: str  # onnx | onnx-int8 | pt2
+    runtime: str  # what ran it, with its version
+    accuracy: float  # top-1 % on ``split``
+    split: str
+    max_abs_diff: float  # largest |logit difference| against the PyTorch model on the same inputs
+    latency_ms_1: float | None  # median forward time at batch 1
+    latency_ms: float | None  # … and at ``latency_batch``
+    latency_batch: int
+    size_bytes: int
+    delta_pp: float = 0.0  # accuracy − the baseline's
+    file: str | None = None  # where it was written
+
+
+@dataclass
 class Constraint:
     max_accuracy_drop: float
     drop: float
@@ -79,6 +96,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     layers: list[LayerStat] = field(default_factory=list)  # per layer, baseline vs final (compression runs)
     search: list[Trial] = field(default_factory=list)  # budget-search trials, in order
+    exports: list[ExportRow] = field(default_factory=list)  # exported models, verified in their runtimes
 
     @property
     def final(self) -> Row:
@@ -92,6 +110,8 @@ class Report:
         for row in self.rows:
             row.delta_pp = round(row.accuracy - base.accuracy, 4)
             row.ratio = round(self.fp32_bytes / row.size_bytes, 3) if row.size_bytes else 0.0
+        for export in self.exports:
+            export.delta_pp = round(export.accuracy - base.accuracy, 4)
         if max_accuracy_drop is not None:
             drop = round(base.accuracy - self.final.accuracy, 4)
             self.constraint = Constraint(max_accuracy_drop, drop, drop <= max_accuracy_drop)
@@ -104,7 +124,7 @@ class Report:
         for layer, stat in zip(data["layers"], self.layers, strict=True):
             layer["sparsity"] = round(stat.sparsity, 6)
         if not timings:
-            for entry in (*data["rows"], *data["search"]):
+            for entry in (*data["rows"], *data["search"], *data["exports"]):
                 entry.update({k: None for k in _TIMED if k in entry})
         return {"schema": REPORT_SCHEMA, "modelzip": __version__, **data}
 
@@ -136,10 +156,11 @@ class Report:
             rows = [_build(Row, r) for r in data.get("rows") or []]
             layers = [_build(LayerStat, r) for r in data.get("layers") or []]
             search = [_build(Trial, t) for t in data.get("search") or []]
+            exports = [_build(ExportRow, e) for e in data.get("exports") or []]
             report = cls(str(data["model"]), str(data["dataset"]), str(data["device"]), rows=rows,
                          baseline=int(data.get("baseline", 0)), fp32_bytes=int(data.get("fp32_bytes", 0)),
                          output=data.get("output"), notes=[str(n) for n in data.get("notes") or []],
-                         layers=layers, search=search)
+                         layers=layers, search=search, exports=exports)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a modelzip report ({type(exc).__name__}: {exc})") from None
         if rows and not 0 <= report.baseline < len(rows):

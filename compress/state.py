@@ -13,6 +13,7 @@ import torch.nn as nn
 from compress.artifact import Encoded, LinearGrid, ModelSpec
 from compress.context import RunContext
 from compress.data import Dataset
+from compress.export import Exported
 from compress.method import Outcome, Workspace
 from compress.recipe.methods import QuantizeBase
 from compress.report import Trial
@@ -37,7 +38,9 @@ class PipelineState:
     teacher: nn.Module | None = None  # the model before compression, when a fine-tuning distills from it
     hooks: list[TrainHook] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    encoded: Encoded | None = None  # the encoding of the model as last measured (None: changed since)
+    exports: list[Exported] = field(default_factory=list, repr=False)  # exported models, written beside the artifact
+    observer: str = "minmax"  # the recipe's int8 activation observer (what an int8 export calibrates with)
+    encoded: Encoded | None = field(default=None, repr=False)  # the encoding as last measured (None: changed since)
     file_bytes: int | None = None  # size of the artifact the model came from, while unchanged
 
     def workspace(self, budget: Any = None) -> Workspace:

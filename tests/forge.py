@@ -71,3 +71,21 @@ def nan_weights(src: Path, out: Path) -> Path:
 def fifo(path: Path) -> Path:
     os.mkfifo(path)
     return path
+
+
+class _DataDependent(torch.nn.Module):
+    """A classifier whose forward branches on its input's values: torch.export cannot capture it."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(in_channels * 28 * 28, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.fc(x.flatten(1))
+        if bool(out.sum() > 0):
+            return out
+        return -out
+
+
+def data_dependent(num_classes: int = 10, in_channels: int = 1) -> torch.nn.Module:
+    return _DataDependent(num_classes, in_channels)

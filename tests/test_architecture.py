@@ -20,8 +20,8 @@ LAYERS = [
      "compress.layers"),
     ("compress.training", "compress.evaluate", "compress.budget", "compress.method"),
     ("compress.analysis",),
-    ("compress.prune", "compress.quantize"),
-    ("compress.methods", "compress.state", "compress.measure"),
+    ("compress.prune", "compress.quantize", "compress.export"),
+    ("compress.methods", "compress.state", "compress.measure", "compress.execution"),
     ("compress.pipeline", "compress.sweep"),
     ("compress.presets", "compress.api"),
 ]

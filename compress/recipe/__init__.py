@@ -1,6 +1,6 @@
 """Recipe schema and loading (leaf data: imports nothing above the error/registry layer)."""
 from compress.recipe.base import (
-    Constraints, DataConfig, EvaluateConfig, FinetuneConfig, ModelConfig, Schema, TrainConfig,
+    Constraints, DataConfig, EvaluateConfig, ExportConfig, FinetuneConfig, ModelConfig, Schema, TrainConfig,
 )
 from compress.recipe.loader import apply_override, load_recipe, read_text, read_yaml, validate
 from compress.recipe.methods import (
@@ -11,7 +11,7 @@ from compress.recipe.schema import COMPRESSION_STAGES, STAGE_NAMES, Recipe, Stag
 
 __all__ = [
     "COMPRESSION_STAGES", "METHOD_CONFIGS", "PRUNE_METHODS", "QUANTIZE_METHODS", "STAGE_NAMES", "ChannelPrune",
-    "Constraints", "DataConfig", "EvaluateConfig", "FinetuneConfig", "Importance", "KMeansQuantize",
+    "Constraints", "DataConfig", "EvaluateConfig", "ExportConfig", "FinetuneConfig", "Importance", "KMeansQuantize",
     "LinearQuantize", "MethodConfig", "ModelConfig", "PruneBase", "PruneConfig", "QuantizeBase", "QuantizeConfig",
     "Recipe", "Schema", "Stage", "TrainConfig", "UnstructuredPrune", "apply_override", "load_recipe", "read_text",
     "read_yaml", "searches", "validate",

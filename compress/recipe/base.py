@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from compress.registry import did_you_mean
 
@@ -98,6 +98,45 @@ class EvaluateConfig(Schema):
     split: Literal["test", "val"] = "test"
     latency_batch_size: int = Field(256, gt=0, le=1 << 16)
     latency_repeats: int = Field(10, gt=0, le=10_000)
+
+
+class ExportConfig(Schema):
+    """Export the model as it is at this point for a deployment runtime, and verify it by running it."""
+
+    format: Literal["onnx", "pt2"] = "onnx"
+    int8: bool = Field(False, description="onnx: static int8 (QDQ) through ONNX Runtime, calibrated on training data")
+    batch: Literal["dynamic"] | int = Field("dynamic", description="'dynamic' batch dimension, or a fixed size")
+    opset: int = Field(18, ge=17, le=23, description="onnx opset")
+    observer: Literal["minmax", "histogram", "percentile"] | None = Field(
+        None, description="int8 activation calibration (default: the quantize stage's observer, else minmax)")
+    calibration_batches: int = Field(8, gt=0, le=10_000, description="int8: batches of 128 training images")
+    latency_batch_size: int = Field(64, gt=0, le=1 << 16, description="the second batch size latency is measured at")
+
+    @field_validator("batch")
+    @classmethod
+    def _positive_batch(cls, batch: str | int) -> str | int:
+        if isinstance(batch, int) and not 0 < batch <= 1 << 16:
+            raise ValueError(f"must be 'dynamic' or 1–65536, got {batch}")
+        return batch
+
+    @model_validator(mode="after")
+    def _int8_is_onnx(self) -> ExportConfig:
+        if self.int8 and self.format != "onnx":
+            raise ValueError("int8 export runs through ONNX Runtime; use format: onnx")
+        return self
+
+    @property
+    def label(self) -> str:
+        return f"{self.format}-int8" if self.int8 else self.format
+
+    @property
+    def suffix(self) -> str:
+        """The file ending of this export, beside the artifact (``model.int8.onnx``)."""
+        return {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "pt2": ".pt2"}[self.label]
+
+    @property
+    def fixed_batch(self) -> int | None:
+        return None if self.batch == "dynamic" else int(self.batch)
 
 
 class Constraints(Schema):

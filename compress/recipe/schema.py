@@ -12,19 +12,19 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from compress.recipe.base import (
-    MAX_SEED, Constraints, DataConfig, EvaluateConfig, FinetuneConfig, ModelConfig, Schema, TrainConfig,
-    check_device,
+    MAX_SEED, Constraints, DataConfig, EvaluateConfig, ExportConfig, FinetuneConfig, ModelConfig, Schema,
+    TrainConfig, check_device,
 )
 from compress.recipe.methods import (
     ChannelPrune, KMeansQuantize, LinearQuantize, MethodConfig, OptionalPrune, OptionalQuantize, PruneBase,
     QuantizeBase, UnstructuredPrune,
 )
 
-STAGE_NAMES = ("train", "prune", "quantize", "finetune", "evaluate")
+STAGE_NAMES = ("train", "prune", "quantize", "finetune", "evaluate", "export")
 COMPRESSION_STAGES = ("prune", "quantize")
 
 __all__ = [
-    "COMPRESSION_STAGES", "STAGE_NAMES", "ChannelPrune", "Constraints", "DataConfig", "EvaluateConfig",
+    "COMPRESSION_STAGES", "STAGE_NAMES", "ChannelPrune", "Constraints", "DataConfig", "EvaluateConfig", "ExportConfig",
     "FinetuneConfig", "KMeansQuantize", "LinearQuantize", "ModelConfig", "PruneBase", "QuantizeBase", "Recipe",
     "Schema", "Stage", "TrainConfig", "UnstructuredPrune",
 ]
@@ -38,6 +38,7 @@ class Stage(Schema):
     quantize: OptionalQuantize = None
     finetune: FinetuneConfig | None = None
     evaluate: EvaluateConfig | None = None
+    export: ExportConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -67,8 +68,8 @@ class Stage(Schema):
     def of(cls, config: Schema) -> Stage:
         """The stage holding ``config`` (the stage key follows from the config's type)."""
         kind = config.stage if isinstance(config, MethodConfig) else next(
-            k for k, t in (("finetune", FinetuneConfig), ("train", TrainConfig), ("evaluate", EvaluateConfig))
-            if isinstance(config, t))
+            k for k, t in (("finetune", FinetuneConfig), ("train", TrainConfig), ("evaluate", EvaluateConfig),
+                           ("export", ExportConfig)) if isinstance(config, t))
         return cls(**{kind: config})
 
 
@@ -104,9 +105,16 @@ def stage_problems(recipe: Recipe) -> list[str]:
     problems: list[str] = []
     earlier: list[MethodConfig] = []
     budget = recipe.constraints.max_accuracy_drop is not None
-    compressed = False
+    compressed, exported, labels = False, False, set()
     for i, stage in enumerate(recipe.pipeline):
         cfg, where = stage.config, f"pipeline[{i}].{stage.kind}"
+        if exported and stage.kind not in ("evaluate", "export"):
+            problems.append(f"{where}: an export stage exports the final model, so only evaluate or another export "
+                            "may follow it; move the export stages to the end")
+        exported = exported or stage.kind == "export"
+        if isinstance(cfg, ExportConfig) and cfg.label in labels:
+            problems.append(f"{where}: a second {cfg.label} export would write the same file; keep one")
+        labels.add(cfg.label if isinstance(cfg, ExportConfig) else "")
         if isinstance(cfg, MethodConfig):
             why = cfg.conflict(earlier)
             if why:

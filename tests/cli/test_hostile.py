@@ -181,6 +181,9 @@ OUTPUTS: dict[str, Case] = {
     "init-fifo": lambda e: ["init", str(forge.fifo(e.root / "i.fifo"))],
     "plot-directory": lambda e: ["sensitivity", "-r", e.recipe(), "--plot", str(e.root), "-q"],
     "eval-json-is-checkpoint": lambda e: ["eval", str(e.base), "--json", str(e.base), "-q"],
+    "export-to-directory": lambda e: ["export", str(e.base), "-o", str(e.root), "-q"],
+    "export-to-input": lambda e: ["export", str(e.base), "-o", str(e.base), "-q"],
+    "export-missing-model": lambda e: ["export", str(e.root / "nope.mzip"), "-q"],
 }
 
 FLAGS: dict[str, Case] = {
@@ -198,6 +201,11 @@ FLAGS: dict[str, Case] = {
                                            e.recipe(), "-q"],
     "unknown-command": lambda e: ["compres"],
     "quantize-bits-range": lambda e: ["quantize", "--bits", "0", "-r", e.recipe(), "-q"],
+    "export-pt2-int8": lambda e: ["export", str(e.base), "--format", "pt2", "--int8", "-q"],
+    "export-batch-word": lambda e: ["export", str(e.base), "--batch", "many", "-q"],
+    "export-batch-zero": lambda e: ["export", str(e.base), "--batch", "0", "-q"],
+    "export-format": lambda e: ["export", str(e.base), "--format", "tflite"],
+    "run-export-format": lambda e: ["run", e.recipe(), "--export", "tflite", "-q"],
 }
 
 CORPUS = {**RECIPES, **CHECKPOINTS, **ARTIFACTS, **OUTPUTS, **FLAGS}

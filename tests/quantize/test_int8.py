@@ -10,7 +10,7 @@ from compress.models import build_model
 from compress.quantize import int8
 from compress.quantize.observers import PercentileObserver
 from compress.recipe import LinearQuantize
-from tests.conftest import from_checkpoint, tiny_recipe
+from tests.conftest import from_checkpoint
 
 CPU = torch.device("cpu")
 
@@ -19,20 +19,36 @@ def _is_int8(model: torch.nn.Module) -> bool:
     return any("quantized" in type(m).__module__ for m in model.modules())
 
 
-def test_static_int8_pipeline_keeps_accuracy_and_reloads_identically(tmp_path, cnn_base):
+def test_int8_execution_runs_in_onnx_runtime_and_reloads_identically(tmp_path, cnn_base):
+    from compress.export.onnx import OrtModule
+
     raw = from_checkpoint(tmp_path, cnn_base, {"quantize": {"bits": 8, "execute": "int8", "observer": "minmax"}})
     result = compress.run(compress.load_recipe(raw))
     rows = {r.stage: r for r in result.report.rows}
     assert list(rows) == ["checkpoint", "quantize", "int8"]
     assert rows["int8"].accuracy >= rows["checkpoint"].accuracy - 1.0
-    assert _is_int8(result.state.runtime) and result.state.execute["mode"] == "static"
+    assert isinstance(result.state.runtime, OrtModule) and result.state.execute["runtime"] == "onnxruntime"
+    assert b"QuantizeLinear" in result.state.runtime.onnx_bytes
+    assert any(n.startswith("int8 execution: onnxruntime") for n in result.report.notes)
     reloaded = compress.load(result.output)
     x = result.state.data.test.x[:200]
-    assert _is_int8(reloaded) and torch.equal(reloaded(x), result.state.runtime(x))
-    assert not _is_int8(compress.load(result.output, execute=False))
-    raw = from_checkpoint(tmp_path / "again", result.output)  # what `modelzip eval` does
-    again = compress.run(compress.load_recipe(raw), write=False)
-    assert again.report.final.accuracy == rows["int8"].accuracy
+    assert isinstance(reloaded, OrtModule) and torch.equal(reloaded(x), result.state.runtime(x))
+    assert reloaded.onnx_bytes == result.state.runtime.onnx_bytes  # rebuilt from the stored plan, byte for byte
+    assert not isinstance(compress.load(result.output, execute=False), OrtModule)
+    again = compress.run(compress.load_recipe(from_checkpoint(tmp_path / "again", result.output)), write=False)
+    assert again.report.final.accuracy == rows["int8"].accuracy  # what `modelzip eval` does
+
+
+def test_without_onnx_runtime_int8_falls_back_to_torch_ao_and_says_so(tmp_path, cnn_base, monkeypatch):
+    from compress import execution
+
+    monkeypatch.setattr(execution, "ort_available", lambda: False)
+    raw = from_checkpoint(tmp_path, cnn_base, {"quantize": {"bits": 8, "execute": "int8", "observer": "minmax"}})
+    result = compress.run(compress.load_recipe(raw))
+    assert _is_int8(result.state.runtime) and result.state.execute["runtime"] == "torch.ao"
+    assert any("torch.ao FX (deprecated" in n for n in result.report.notes)
+    x = result.state.data.test.x[:200]
+    assert torch.equal(compress.load(result.output)(x), result.state.runtime(x))
 
 
 @pytest.mark.parametrize("observer", ["histogram", "percentile"])
