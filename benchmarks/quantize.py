@@ -71,8 +71,10 @@ def int8(root: str, work: Path) -> None:
                       [{"quantize": {"bits": 8, "execute": "int8", "observer": observer}}])
     x = res.state.data.test.x[:256]
     t_fp32, t_int8 = paired_latency(base.model, res.state.runtime, x)
+    runtime = res.state.execute.get("runtime", "torch.ao")
+    where = f"{res.state.execute['engine']} engine" if runtime == "torch.ao" else runtime
     print(f"  batch 256 latency: fp32 eager {t_fp32 * 1e3:.1f} ms, int8 {t_int8 * 1e3:.1f} ms → "
-          f"{t_fp32 / t_int8:.2f}× faster ({res.state.execute['engine']} engine)")
+          f"{t_fp32 / t_int8:.2f}× faster ({runtime}: {where})")
 
 
 def main() -> None:
