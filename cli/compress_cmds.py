@@ -11,7 +11,8 @@ import typer
 
 from cli.common import RUNS, Common, build_recipe, check_outputs, command, execute
 from compress.recipe.methods import (
-    PRUNE_METHODS, QUANTIZE_METHODS, Importance, LinearQuantize, PruneBase, QuantizeBase, UnstructuredPrune, tags,
+    PRUNE_METHODS, QUANTIZE_METHODS, ChannelPrune, Importance, LinearQuantize, PruneBase, QuantizeBase,
+    UnstructuredPrune, tags,
 )
 
 
@@ -34,6 +35,7 @@ Granularity = choices(tags(PRUNE_METHODS))
 Scope = choices(_field(PruneBase, "scope"))
 Schedule = choices(_field(UnstructuredPrune, "schedule"))
 PruneAllocation = choices(_field(UnstructuredPrune, "allocation"))
+Objective = choices(_field(ChannelPrune, "objective"))
 QuantMethod = choices(tags(QUANTIZE_METHODS))
 QuantGranularity = choices(_field(LinearQuantize, "granularity"))
 Execute = choices(_field(QuantizeBase, "execute"))
@@ -64,14 +66,19 @@ def prune_cmd(
                                                    "dense (repeatable).")] = None,
     min_rate: Annotated[float | None, typer.Option("--min-rate", metavar="PCT", help="With --max-drop and no "
                                                    "--rate: the lowest rate the search may return.")] = None,
-    allocation: Annotated[PruneAllocation | None, typer.Option("--allocation", help="Per-layer rates: as --scope "
-                                                               "says, or from an eval-only sensitivity scan.")]
+    allocation: Annotated[PruneAllocation | None, typer.Option("--allocation", help="Per-layer amounts: uniform, "
+                                                               "or from an eval-only sensitivity scan.")] = None,
+    objective: Annotated[Objective | None, typer.Option("--objective", help="channel search: what to reduce — "
+                                                        "measured latency, MACs or parameters.")] = None,
+    target_speedup: Annotated[float | None, typer.Option("--target-speedup", metavar="S", help="channel: the most "
+                                                         "accurate model at least S× faster (in --objective).")]
     = None,
     finetune_epochs: FinetuneOpt = None, max_drop: MaxDropOpt = None, *, common: Common,
 ) -> None:
     """Prune a model: train it per the recipe (or load --checkpoint), prune, fine-tune, evaluate."""
     options = {"rate": rate, "method": method, "granularity": granularity, "scope": scope,
-               "schedule": schedule, "skip": skip, "min_rate": min_rate, "allocation": allocation}
+               "schedule": schedule, "skip": skip, "min_rate": min_rate, "allocation": allocation,
+               "objective": objective, "target_speedup": target_speedup}
     _run_compression("prune", options, finetune_epochs, max_drop, common)
 
 
@@ -103,7 +110,7 @@ def _run_compression(stage: str, options: dict[str, Any], finetune_epochs: int |
     from compress.presets import compression
 
     amount = options.get("rate" if stage == "prune" else "bits")
-    search = stage == "prune" and amount is None and max_drop is not None
+    search = stage == "prune" and amount is None and (max_drop is not None or options.get("target_speedup"))
     edit = compression(stage, options, finetune_epochs, common.checkpoint is not None, search=search)
     if max_drop is not None:
         common.sets = [f"constraints.max_accuracy_drop={max_drop}", *common.sets]

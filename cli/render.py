@@ -86,16 +86,19 @@ def search_table(report: Report) -> Table:
     total = sum(t.seconds or 0.0 for t in trials)
     with_bits = any(t.bits is not None for t in trials)
     with_rate = any(t.bits is None for t in trials) or any(t.rate for t in trials)  # bits search: sparsity, if any
+    with_cost = any(t.cost is not None for t in trials)
     table = Table(title=f"budget search: {len(trials)} trials, {total:.1f} s", box=box.SIMPLE_HEAD)
     cols = ["#", "phase", *(["rate %"] if with_rate else []), *(["mean bits"] if with_bits else []), "top-1 %",
-            "non-zero", "in budget", "seconds"]
+            *(["cost"] if with_cost else []), "non-zero", "in budget", "seconds"]
     for col in cols:
         table.add_column(col, justify="left" if col == "phase" else "right", no_wrap=True)
     for i, t in enumerate(trials, 1):
         bits = [("fp32" if t.bits == 32 else f"{t.bits:.2f}") if t.bits is not None else "—"]
         verdict = "—" if t.phase == "scan" else "yes" if t.met else "no"
         table.add_row(str(i), t.phase, *([f"{t.rate:.2f}"] if with_rate else []), *(bits if with_bits else []),
-                      f"{t.accuracy:.2f}", f"{t.nonzero:,}", verdict, _seconds(t.seconds))
+                      "—" if t.accuracy is None else f"{t.accuracy:.2f}",
+                      *([("—" if t.cost is None else f"{t.cost:,.4g}")] if with_cost else []),
+                      f"{t.nonzero:,}", verdict, _seconds(t.seconds))
     return table
 
 
@@ -131,9 +134,17 @@ def report_view(report: Report) -> Group:
     parts.extend(f"note: {note}" for note in report.notes)
     c = report.constraint
     if c is not None:
-        verdict = "[green]met[/green]" if c.met else "[red]VIOLATED[/red]"
-        parts.append(f"accuracy constraint: drop {c.drop:.2f} pp ≤ {c.max_accuracy_drop:.2f} pp: {verdict}")
+        if c.max_accuracy_drop is not None:
+            ok = c.drop <= c.max_accuracy_drop
+            parts.append(f"accuracy constraint: drop {c.drop:.2f} pp ≤ {c.max_accuracy_drop:.2f} pp: {_verdict(ok)}")
+        if c.target_speedup is not None and c.speedup is not None:
+            parts.append(f"speed target: {c.speedup:.2f}× ≥ {c.target_speedup:.2f}× ({c.objective}): "
+                         f"{_verdict(c.speedup >= c.target_speedup)}")
     return Group(*parts)
+
+
+def _verdict(ok: bool) -> str:
+    return "[green]met[/green]" if ok else "[red]VIOLATED[/red]"
 
 
 def inspect_table(rows: list[dict[str, Any]], title: str) -> Table:

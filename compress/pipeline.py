@@ -27,7 +27,7 @@ from compress.models.load import Opened, open_checkpoint
 from compress import execution
 from compress.export import export
 from compress.recipe.base import EvaluateConfig, ExportConfig, FinetuneConfig, TrainConfig
-from compress.recipe.methods import MethodConfig, PruneBase, QuantizeBase
+from compress.recipe.methods import ChannelPrune, MethodConfig, PruneBase, QuantizeBase
 from compress.recipe.schema import Recipe, Stage
 from compress.report import Report, Row
 from compress.state import PipelineState
@@ -62,7 +62,7 @@ def run(recipe: Recipe, *, progress: Progress | None = None, write: bool = True,
         baseline = _run_stages(recipe, state, report)
         report.notes.extend(state.notes)
         report.search = list(state.search)
-        report.finalize(baseline, recipe.constraints.max_accuracy_drop)
+        report.finalize(baseline, recipe.constraints.max_accuracy_drop, speed_target(recipe))
         out_path = _write_output(recipe, state, report) if write else None
     finally:
         if lock is not None:
@@ -201,5 +201,11 @@ def _write_output(recipe: Recipe, state: PipelineState, report: Report) -> Path:
     size = write_artifact(path, encoding(state), state.spec, recipe=recipe.model_dump(mode="json"),
                           report=report.stored(), execute=state.execute, versions=module_versions(state.model))
     report.final.size_bytes = size
-    report.finalize(report.baseline, recipe.constraints.max_accuracy_drop)
+    report.finalize(report.baseline, recipe.constraints.max_accuracy_drop, speed_target(recipe))
     return path
+
+
+def speed_target(recipe: Recipe) -> tuple[float, str] | None:
+    """A channel search's speed target and objective, when the recipe has one."""
+    return next(((s.config.target_speedup, s.config.objective) for s in recipe.pipeline
+                 if isinstance(s.config, ChannelPrune) and s.config.target_speedup is not None), None)

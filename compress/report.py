@@ -50,13 +50,14 @@ class Row:
 class Trial:
     """One evaluated candidate of a budget search."""
 
-    phase: str  # probe | climb | bisect (pruning rate) | scan | bits (bit allocation)
-    rate: float  # % of prunable weights removed (for bits trials: the sparsity pruning left)
-    accuracy: float
-    nonzero: int
+    phase: str  # probe | climb | bisect (pruning rate) | scan | bits (bit allocation) | tune | speed (channels)
+    rate: float  # % of prunable weights (channels) removed (for bits trials: the sparsity pruning left)
+    accuracy: float | None  # None: not evaluated (a speed trial measures only the objective)
+    nonzero: int  # non-zero weights (channel trials: parameters)
     met: bool
     seconds: float | None  # wall time spent on this trial (pruning, fine-tuning, evaluation)
     bits: float | None = None  # weighted mean bit width of the quantized weights (bits search)
+    cost: float | None = None  # the objective a speed search measured (ms, MACs or parameters)
 
 
 @dataclass
@@ -78,9 +79,14 @@ class ExportRow:
 
 @dataclass
 class Constraint:
-    max_accuracy_drop: float
+    """The verdict on the recipe's constraints: an accuracy budget and/or a speed target."""
+
+    max_accuracy_drop: float | None
     drop: float
     met: bool
+    target_speedup: float | None = None  # a channel search's target (objective below)
+    speedup: float | None = None  # baseline / final in that objective
+    objective: str | None = None  # latency | macs | params
 
 
 @dataclass
@@ -102,8 +108,9 @@ class Report:
     def final(self) -> Row:
         return self.rows[-1]
 
-    def finalize(self, baseline: int, max_accuracy_drop: float | None) -> None:
-        """Fix the baseline row, then derive Δ, ratios and the constraint verdict."""
+    def finalize(self, baseline: int, max_accuracy_drop: float | None,
+                 speed_target: tuple[float, str] | None = None) -> None:
+        """Fix the baseline row, then derive Δ, ratios and the verdict on the budget and the speed target."""
         self.baseline = baseline
         base = self.rows[baseline]
         self.fp32_bytes = base.state_dict_bytes
@@ -112,9 +119,15 @@ class Report:
             row.ratio = round(self.fp32_bytes / row.size_bytes, 3) if row.size_bytes else 0.0
         for export in self.exports:
             export.delta_pp = round(export.accuracy - base.accuracy, 4)
-        if max_accuracy_drop is not None:
-            drop = round(base.accuracy - self.final.accuracy, 4)
-            self.constraint = Constraint(max_accuracy_drop, drop, drop <= max_accuracy_drop)
+        drop = round(base.accuracy - self.final.accuracy, 4)
+        if max_accuracy_drop is not None or speed_target is not None:
+            met = max_accuracy_drop is None or drop <= max_accuracy_drop
+            self.constraint = Constraint(max_accuracy_drop, drop, met)
+        if speed_target is not None and self.constraint is not None:
+            target, objective = speed_target
+            speedup = round(_cost(base, objective) / max(_cost(self.final, objective), 1e-12), 4)
+            self.constraint.target_speedup, self.constraint.speedup, self.constraint.objective = target, speedup, objective
+            self.constraint.met = self.constraint.met and speedup >= target
 
     def to_dict(self, timings: bool = True) -> dict[str, Any]:
         """The JSON report; without ``timings`` (what an artifact stores) it is the same for the same run."""
@@ -166,6 +179,11 @@ class Report:
         if rows and not 0 <= report.baseline < len(rows):
             raise ValueError(f"baseline row {report.baseline} does not exist")
         return report
+
+
+def _cost(row: Row, objective: str) -> float:
+    """A row's value in a speed objective (latency is what its runtime measured)."""
+    return float({"macs": row.macs, "params": row.params}.get(objective, row.latency_ms or 0.0))
 
 
 def _build(cls: type, raw: Any) -> Any:

@@ -89,6 +89,16 @@ def bisect(lo: float, hi: float, passes: Callable[[float], bool], *, steps: int 
     return lo
 
 
+def lowest(lo: int, hi: int, passes: Callable[[float], bool]) -> float:
+    """Lowest level in ``lo..hi`` that passes, by bisection: ``hi`` is taken to pass and passing is monotone
+    (the reverse question of :func:`bisect`, e.g. the least compression that reaches a speed target)."""
+    below, top = lo - 1, hi  # invariant: ``top`` passes, ``below`` fails (or lies before the start)
+    while top - below > 1:
+        mid = (below + top) // 2
+        below, top = (below, mid) if passes(mid) else (mid, top)
+    return float(top)
+
+
 def search(knob: Knob[State], budget: Budget) -> Result[State]:
     """Run probe → (climb → tune) for ``knob`` under ``budget``."""
     trials: list[Trial] = []

@@ -1,8 +1,9 @@
-"""Channel pruning: the handler of :class:`ChannelPrune`.
+"""Channel surgery: whole filters/neurons removed through torch-pruning's dependency graph.
 
-Whole filters/neurons are removed through torch-pruning's dependency graph, which keeps
-coupled layers consistent (BatchNorm, residual adds, the next layer's inputs), so the model
-becomes physically smaller. Rates here are % of channels removed.
+The graph keeps coupled layers consistent (BatchNorm, residual adds, the next layer's inputs),
+so the model becomes physically smaller. How many channels go where is decided elsewhere
+(``channel_plan`` for a rate, ``channel_cost`` and ``channel_search`` for a search); this module
+only scores, plans through torch-pruning and cuts.
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from compress.context import RunContext
 from compress.data import Dataset, iter_batches
 from compress.errors import InputError, UnsupportedError
 from compress.layers import WEIGHTED, matches
-from compress.method import Outcome, Workspace
+from compress.method import Workspace
 from compress.prune import channel_plan, importance
+from compress.prune.channel_plan import GroupPlan
 from compress.prune.schedules import cycle_rates
 from compress.recipe.base import FinetuneConfig
 from compress.recipe.methods import ChannelPrune
@@ -35,31 +37,8 @@ def _tp() -> Any:
     return torch_pruning
 
 
-def prune_channels(model: nn.Module, cfg: ChannelPrune, ws: Workspace) -> Outcome:
-    """Remove ``cfg.rate`` % of channels (one-shot or in iterative cycles with fine-tuning)."""
-    if ws.hooks or ws.grids:
-        raise UnsupportedError("channel pruning after unstructured pruning or quantization would drop their "
-                               "masks/grids", "put the channel prune stage first (and start from a dense model)")
-    if cfg.rate is None:
-        raise InputError(f"prune: {cfg.needs_amount()}")
-    example = ws.data.test.x[:1].to(ws.run.device)
-    cycles = cfg.iterations if cfg.schedule == "iterative" else 1
-    before = sum(p.numel() for p in model.parameters())
-    plans = _plan(model, cfg, ws, example)
-    ratios = {p.module: p.ratio for p in plans if p.remove}
-    pruner = build_pruner(model, cfg, example, ws.run, steps=cycles, ratios=ratios)
-    for k in range(1, cycles + 1):
-        prune_step(pruner, model, ws.data, ws.run, cfg, example)
-        if cfg.schedule == "iterative":
-            fit(model, ws.data, cfg.finetune or FinetuneConfig(), ws.run, label=f"prune cycle {k}/{cycles}",
-                hooks=ws.hooks, teacher=ws.teacher)
-    after = sum(p.numel() for p in model.parameters())
-    return Outcome(notes=[f"channel pruning removed {100 * (1 - after / before):.1f}% of parameters "
-                          f"({before:,} → {after:,}); {channel_plan.describe(plans)}"])
-
-
-def _plan(model: nn.Module, cfg: ChannelPrune, ws: Workspace, example: torch.Tensor) -> list[channel_plan.GroupPlan]:
-    """How many channels each group loses (scores from a scoring pruner, gradients first for taylor)."""
+def plan_groups(model: nn.Module, cfg: ChannelPrune, ws: Workspace, example: torch.Tensor) -> list[GroupPlan]:
+    """The model's prunable groups and how many channels each loses at ``cfg.rate`` (0 without a rate)."""
     scorer = build_pruner(model, cfg, example, ws.run, steps=1, ratios={})
     if importance.get(cfg.method).needs_gradients:
         _accumulate_grads(model, ws.data, ws.run, cfg.calibration_batches)
@@ -67,6 +46,24 @@ def _plan(model: nn.Module, cfg: ChannelPrune, ws: Workspace, example: torch.Ten
         return channel_plan.plan(scorer, model, cfg)
     finally:
         model.zero_grad(set_to_none=True)
+
+
+def prune_counts(model: nn.Module, cfg: ChannelPrune, ws: Workspace, example: torch.Tensor,
+                 remove: dict[str, int], cycles: int = 1, finetune: FinetuneConfig | None = None) -> None:
+    """Remove ``remove[name]`` channels from each group (named by its root layer), over ``cycles`` steps,
+    fine-tuning after each when ``finetune`` is given."""
+    modules = dict(model.named_modules())
+    ratios = {modules[name]: (n - 0.5) / _out_channels(modules[name]) for name, n in remove.items() if n > 0}
+    pruner = build_pruner(model, cfg, example, ws.run, steps=cycles, ratios=ratios)
+    for k in range(1, cycles + 1):
+        prune_step(pruner, model, ws.data, ws.run, cfg, example)
+        if finetune is not None:
+            fit(model, ws.data, finetune, ws.run, label=f"prune cycle {k}/{cycles}", hooks=ws.hooks,
+                teacher=ws.teacher)
+
+
+def _out_channels(module: nn.Module) -> int:
+    return int(module.weight.shape[0])  # Conv out_channels / Linear out_features: a group's channels
 
 
 def output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:

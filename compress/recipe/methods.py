@@ -89,12 +89,23 @@ class UnstructuredPrune(PruneBase):
 
 
 class ChannelPrune(PruneBase):
-    """Whole output channels/neurons removed through torch-pruning's dependency graph."""
+    """Whole output channels/neurons removed through torch-pruning's dependency graph.
+
+    Without a rate, a search decides: under an accuracy budget the largest reduction of the
+    ``objective`` that stays inside it; with ``target_speedup`` the smallest reduction that is that
+    much cheaper. ``allocation: sensitivity`` gives each group its own share (loss per unit saved).
+    """
 
     tag: ClassVar[str] = "channel"
     granularity: Literal["channel"] = "channel"
     schedule: Literal["oneshot", "iterative"] = Field("oneshot", description="channel surgery cannot happen "
                                                       "inside a training step, so there is no gradual schedule")
+    objective: Literal["latency", "macs", "params"] = Field("latency", description="what a search reduces: latency "
+                                                            "measured on the run's device, MACs or parameters")
+    target_speedup: float | None = Field(None, gt=1.0, le=100.0, description="search the most accurate model at "
+                                         "least this much cheaper in the objective than the dense one")
+    allocation: Literal["uniform", "sensitivity"] = Field("sensitivity", description="searches: one share for every "
+                                                          "group, or per-group shares from measured loss and savings")
 
     def conflict(self, earlier: Sequence[MethodConfig]) -> str | None:
         if earlier:
@@ -103,7 +114,14 @@ class ChannelPrune(PruneBase):
         return None
 
     def needs_amount(self) -> str | None:
-        return "no rate given: channel pruning needs prune.rate (--rate R, percent of channels)"
+        return ("no rate given: pass --rate R (percent of channels), or an accuracy budget (--max-drop) or "
+                "--target-speedup S to search")
+
+    @model_validator(mode="after")
+    def _rate_or_target(self) -> ChannelPrune:
+        if self.rate is not None and self.target_speedup is not None:
+            raise ValueError("give either rate or target_speedup (a rate fixes the amount; a target searches it)")
+        return self
 
 
 class QuantizeBase(MethodConfig):

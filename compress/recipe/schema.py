@@ -119,7 +119,8 @@ def stage_problems(recipe: Recipe) -> list[str]:
             why = cfg.conflict(earlier)
             if why:
                 problems.append(f"{where}: {why}")
-            searches = isinstance(cfg, UnstructuredPrune | QuantizeBase) and budget
+            searches = (isinstance(cfg, UnstructuredPrune | QuantizeBase | ChannelPrune) and budget) or (
+                isinstance(cfg, ChannelPrune) and cfg.target_speedup is not None)
             amount = cfg.rate if isinstance(cfg, PruneBase) else cfg.bits  # type: ignore[attr-defined]
             if amount is None and not searches:
                 problems.append(f"{where}: {cfg.needs_amount()}")
@@ -139,6 +140,5 @@ def stage_problems(recipe: Recipe) -> list[str]:
 def searches(stage: Stage) -> bool:
     """True for a compression stage that leaves its amount to a budget search (no rate / no bits)."""
     cfg = stage.config
-    return (isinstance(cfg, UnstructuredPrune) and cfg.rate is None) or (
-        isinstance(cfg, QuantizeBase) and cfg.bits is None)
+    return (isinstance(cfg, PruneBase) and cfg.rate is None) or (isinstance(cfg, QuantizeBase) and cfg.bits is None)
 

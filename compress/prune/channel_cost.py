@@ -1,0 +1,113 @@
+"""What removing channels costs and saves, per dependency group — NetAdapt's tables — and the path they give.
+
+For each group (layers coupled by residual adds count as one) and a few shares of its channels:
+the calibration loss with only that group pruned (eval only), and what the model then saves in the
+search's objective: measured latency on the run's device, or multiply-accumulates, or parameters.
+The path runs from the dense model to every group at its last share, one step at a time, cheapest
+loss per unit saved first; a channel search walks it (:mod:`compress.prune.channel_search`).
+"""
+from __future__ import annotations
+
+import copy
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from compress.analysis.allocation import monotone
+from compress.analysis.sensitivity import calibration_split
+from compress.data import Split
+from compress.evaluate import evaluate, measure_latency
+from compress.layers import count_macs
+from compress.method import Workspace
+from compress.prune.channel_plan import GroupPlan
+from compress.recipe.methods import ChannelPrune
+
+SHARES = (0.25, 0.5, 0.625, 0.75, 0.875)  # shares of a group's channels the tables measure
+Shares = dict[str, float]  # group name → share of its channels removed
+Pruner = Callable[[nn.Module, dict[str, int]], None]  # prunes a model in place by per-group counts
+
+
+def counts(groups: list[GroupPlan], shares: Shares) -> dict[str, int]:
+    """Channels each group loses at ``shares`` (rounded, a group always keeps one)."""
+    return {g.name: min(g.channels - 1, round(g.channels * shares.get(g.name, 0.0))) for g in groups}
+
+
+def removed_share(groups: list[GroupPlan], shares: Shares) -> float:
+    """% of all prunable channels removed at ``shares``."""
+    removed = counts(groups, shares)
+    return 100.0 * sum(removed.values()) / max(1, sum(g.channels for g in groups))
+
+
+def cost_function(objective: str, example: torch.Tensor, batch: int, device: torch.device) -> Callable[[nn.Module], float]:
+    """The search's objective for a model: latency (ms at ``batch`` on ``device``), MACs or parameters."""
+    def cost(model: nn.Module) -> float:
+        if objective == "macs":
+            return float(count_macs(model, example[:1].to(device)))
+        if objective == "params":
+            return float(sum(p.numel() for p in model.parameters()))
+        return measure_latency(model, example, batch, device, repeats=5) * 1e3
+
+    return cost
+
+
+@dataclass
+class Tables:
+    """Per group and share: loss increase and cost saved; and the dense model's cost."""
+
+    groups: list[GroupPlan]
+    loss: dict[str, dict[float, float]]
+    saved: dict[str, dict[float, float]]
+    base_cost: float
+
+
+def measure(model: nn.Module, groups: list[GroupPlan], prune: Pruner, cost: Callable[[nn.Module], float],
+            ws: Workspace, limit: int = 1000) -> Tables:
+    """Prune each group alone at each share (a copy each time): loss on calibration data, cost saved."""
+    split, _ = calibration_split(ws.data, limit)
+    split = Split(split.x[:limit], split.y[:limit])
+    base_loss, base_cost = _loss(model, split, ws), cost(model)
+    tables = Tables(groups, {}, {}, base_cost)
+    for group in groups:
+        for share in SHARES:
+            trial = copy.deepcopy(model)
+            prune(trial, counts([group], {group.name: share}))
+            tables.loss.setdefault(group.name, {})[share] = _loss(trial, split, ws) - base_loss
+            tables.saved.setdefault(group.name, {})[share] = max(0.0, base_cost - cost(trial))
+    return tables
+
+
+def _loss(model: nn.Module, split: Split, ws: Workspace) -> float:
+    return evaluate(model, split, ws.eval_batch_size, ws.run.device).loss
+
+
+def path(tables: Tables) -> list[Shares]:
+    """Allocations from dense to every group at its last share, cheapest loss per unit saved first."""
+    loss = {g: monotone({0.0: 0.0, **c}) for g, c in tables.loss.items()}
+    saved = {g: monotone({0.0: 0.0, **c}) for g, c in tables.saved.items()}
+    steps = {g: sorted(loss[g]) for g in loss}
+    heap: list[tuple[float, str, int]] = []
+
+    def push(name: str, k: int) -> None:
+        if k + 1 < len(steps[name]):
+            lo, hi = steps[name][k], steps[name][k + 1]
+            gain = max(saved[name][hi] - saved[name][lo], 1e-9 * (hi - lo))  # measured noise: never free
+            heapq.heappush(heap, ((loss[name][hi] - loss[name][lo]) / gain, name, k + 1))
+
+    for name in steps:
+        push(name, 0)
+    current: Shares = dict.fromkeys(steps, 0.0)
+    out = [dict(current)]
+    while heap:
+        _, name, k = heapq.heappop(heap)
+        current[name] = steps[name][k]
+        out.append(dict(current))
+        push(name, k)
+    return out
+
+
+def uniform_path(groups: list[GroupPlan], points: int = 20) -> list[Shares]:
+    """Every group at the same share, from 0 to 95 % in equal steps (the allocation-free baseline)."""
+    return [{g.name: 0.95 * i / points for g in groups} for i in range(points + 1)]

@@ -1,0 +1,72 @@
+"""Channel pruning without a rate: the largest cut inside an accuracy budget, or the smallest one that
+reaches a speed target; per-group allocation from measured loss and savings."""
+import pytest
+from typer.testing import CliRunner
+
+import compress
+from cli.app import app
+from compress.prune import channel_cost
+from compress.prune.channel_plan import GroupPlan
+from tests.conftest import from_checkpoint, read_json, tiny_recipe, write_recipe
+
+FT = {"epochs": 1, "batch_size": 32, "optimizer": "adamw", "lr": 1e-3}
+
+
+def _run(tmp_path, base, constraints=None, **prune):
+    raw = from_checkpoint(tmp_path, base, {"prune": {"granularity": "channel", "finetune": FT, **prune}},
+                          constraints=constraints or {})
+    return compress.run(compress.load_recipe(raw))
+
+
+@pytest.mark.slow
+def test_budget_search_cuts_channels_inside_the_budget(tmp_path, cnn_base):
+    result = _run(tmp_path, cnn_base, {"max_accuracy_drop": 1.0}, objective="macs")
+    report = result.report
+    assert report.constraint.met and report.final.accuracy >= report.rows[0].accuracy - 1.0
+    assert report.final.macs < 0.9 * report.rows[0].macs
+    phases = [t.phase for t in report.search]
+    assert phases[0] == "probe" and "tune" in phases and "climb" not in phases
+    assert any(n.startswith("channel search (sensitivity allocation, objective macs)") for n in report.notes)
+    x = result.state.data.test.x[:16]
+    assert compress.load(result.output)(x).shape == (16, 10)  # reloads into the pruned shapes
+
+
+def test_speed_target_returns_the_least_cut_that_reaches_it(tmp_path, cnn_base):
+    result = _run(tmp_path, cnn_base, target_speedup=2.0, objective="macs", allocation="uniform")
+    report = result.report
+    assert report.constraint.met and report.constraint.speedup >= 2.0 and report.constraint.objective == "macs"
+    speed = [t for t in report.search if t.phase == "speed"]
+    assert speed and all(t.cost is not None and t.accuracy is None for t in speed)
+    chosen = min(t.rate for t in speed if t.met)
+    assert all(not t.met for t in speed if t.rate < chosen)  # the least cut that is fast enough
+
+
+def test_an_unreachable_speed_target_exits_3_and_says_by_how_much(tmp_path, cnn_base):
+    raw = from_checkpoint(tmp_path, cnn_base, {"prune": {"granularity": "channel", "target_speedup": 90,
+                                                         "objective": "params", "allocation": "uniform",
+                                                         "finetune": {"epochs": 1}}})
+    res = CliRunner().invoke(app, ["run", str(write_recipe(tmp_path, raw)), "-q", "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 3, res.output
+    c = read_json(tmp_path / "r.json")["constraint"]
+    assert c["target_speedup"] == 90 and c["speedup"] < 90 and "speed target" in res.output and "VIOLATED" in res.output
+
+
+def test_prune_command_flags_and_their_checks(tmp_path, cnn_base):
+    recipe = str(write_recipe(tmp_path, tiny_recipe(tmp_path)))
+    for args, text in ((["--target-speedup", "1"], "target_speedup: must be > 1.0"),
+                       (["--target-speedup", "1000"], "target_speedup: must be <= 100.0"),
+                       (["--rate", "50", "--target-speedup", "2"], "either rate or target_speedup"),
+                       (["--objective", "flops"], "is not one of")):
+        res = CliRunner().invoke(app, ["prune", "--granularity", "channel", *args, "-r", recipe, "-c", str(cnn_base)])
+        assert res.exit_code == 2 and text in res.output, res.output
+
+
+def test_the_path_takes_the_cheapest_loss_per_unit_saved_first():
+    groups = [GroupPlan(None, "fragile", 10, 0), GroupPlan(None, "robust", 10, 0)]
+    tables = channel_cost.Tables(groups, {"fragile": {0.5: 2.0, 1.0: 9.0}, "robust": {0.5: 0.1, 1.0: 0.5}},
+                                 {"fragile": {0.5: 10.0, 1.0: 20.0}, "robust": {0.5: 10.0, 1.0: 20.0}}, 100.0)
+    path = channel_cost.path(tables)
+    assert path[0] == {"fragile": 0.0, "robust": 0.0} and path[-1] == {"fragile": 1.0, "robust": 1.0}
+    assert path[1] == {"fragile": 0.0, "robust": 0.5} and path[2] == {"fragile": 0.0, "robust": 1.0}
+    assert channel_cost.counts(groups, path[-1]) == {"fragile": 9, "robust": 9}  # a group keeps one channel
+    assert channel_cost.removed_share(groups, path[1]) == pytest.approx(25.0)
