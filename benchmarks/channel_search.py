@@ -1,0 +1,125 @@
+"""Channel pruning searched under an accuracy budget vs uniform channel pruning at the same MACs, and a
+speed target — on real MNIST, same baseline and fine-tuning budget, one process, interleaved latencies.
+
+For each model: train once; (a) a fixed-rate channel run (50 % per layer + fine-tune) for the cost
+reference; (b) ``--max-drop`` search (sensitivity allocation, objective latency); (c) uniform channel
+pruning at the MACs (b) reached, same fine-tuning; latency at batch 256 of dense, (b) and (c)
+measured in interleaved rounds. For mnist-cnn also ``--target-speedup 2``.
+
+    python benchmarks/channel_search.py --root ../shared/datasets [--models mnist-cnn resnet20] [--max-drop 0.3]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import compress
+from common import mnist_recipe
+from compress.evaluate import measure_latency
+from compress.layers import count_macs
+from compress.method import Workspace
+from compress.prune import structured
+from compress.recipe import ChannelPrune
+
+TRAIN = {"mnist-cnn": {"epochs": 3, "batch_size": 64, "optimizer": "adamw", "lr": 0.002, "weight_decay": 1e-4},
+         "resnet20": {"epochs": 1, "batch_size": 128, "optimizer": "adamw", "lr": 0.003, "weight_decay": 1e-4}}
+FINETUNE = {"epochs": 2, "batch_size": 128, "optimizer": "adamw", "lr": 5e-4}
+CPU = torch.device("cpu")
+
+
+def timed(recipe: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    res = compress.run(recipe)
+    return res, time.perf_counter() - start
+
+
+def uniform_rate_for(base: Any, macs: float) -> float:
+    """The per-layer channel rate whose pruned model has ``macs`` multiply-accumulates (bisection on copies)."""
+    model, data = base.model.cpu().eval(), base.state.data
+    ws = Workspace(data, base.state.ctx)
+    example = data.test.x[:1]
+    lo, hi = 0.0, 95.0
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        trial = copy.deepcopy(model)
+        cfg = ChannelPrune(rate=mid, scope="layer")
+        plans = structured.plan_groups(trial, cfg, ws, example)
+        structured.prune_counts(trial, cfg, ws, example, {p.name: p.remove for p in plans})
+        lo, hi = (mid, hi) if count_macs(trial, example) > macs else (lo, mid)
+    return hi
+
+
+def latencies(models: dict[str, torch.nn.Module], x: torch.Tensor, rounds: int = 7) -> dict[str, float]:
+    times: dict[str, list[float]] = {k: [] for k in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            times[name].append(measure_latency(model.cpu().eval(), x, len(x), CPU, repeats=5))
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
+def compare(model: str, root: str, work: Path, max_drop: float) -> None:
+    base = compress.run(mnist_recipe(model, root, work / f"{model}-base", [{"train": TRAIN[model]}, "evaluate"]))
+    acc0 = base.report.final.accuracy
+    print(f"\n[{model}] baseline {acc0:.2f} %, MACs {base.report.final.macs:,}", flush=True)
+    fixed, t_fixed = timed(mnist_recipe(model, root, work / f"{model}-fixed", [
+        {"prune": {"granularity": "channel", "rate": 50, "scope": "layer"}}, {"finetune": FINETUNE}, "evaluate"],
+        base.output))
+    search, t_search = timed(mnist_recipe(model, root, work / f"{model}-search", [
+        {"prune": {"granularity": "channel", "objective": "latency", "finetune": FINETUNE}}, "evaluate"],
+        base.output, max_drop=max_drop))
+    for i, t in enumerate(search.report.search, 1):
+        print(f"  {i:>2} {t.phase:<6} channels removed {t.rate:5.1f} %  acc {t.accuracy or 0:6.2f} %  "
+              f"{'in' if t.met else 'out'}  {t.seconds:.1f} s")
+    rate = uniform_rate_for(base, search.report.final.macs)
+    uniform, t_uniform = timed(mnist_recipe(model, root, work / f"{model}-uniform", [
+        {"prune": {"granularity": "channel", "rate": rate, "scope": "layer"}}, {"finetune": FINETUNE}, "evaluate"],
+        base.output))
+    lat = latencies({"dense": base.model, "search": search.model, "uniform": uniform.model},
+                    base.state.data.test.x[:256])
+    print(f"  {'variant':<36} {'top-1 %':>8} {'Δ pp':>7} {'MACs':>12} {'batch 256':>11} {'speed-up':>9} {'wall':>7}")
+    rows = [("dense", base, 0.0, "dense"), ("fixed 50 % per layer (cost reference)", fixed, t_fixed, None),
+            (f"search --max-drop {max_drop}", search, t_search, "search"),
+            (f"uniform {rate:.1f} % at the search's MACs", uniform, t_uniform, "uniform")]
+    for name, res, seconds, key in rows:
+        ms = f"{lat[key]:8.1f} ms" if key else " " * 11
+        up = f"{lat['dense'] / lat[key]:8.2f}×" if key else " " * 9
+        print(f"  {name:<36} {res.report.final.accuracy:8.2f} {res.report.final.accuracy - acc0:+7.2f} "
+              f"{res.report.final.macs:>12,} {ms} {up} {seconds:6.0f} s")
+    print(f"  search cost: {t_search / t_fixed:.2f}× one fixed-rate channel run; constraint met: "
+          f"{search.report.constraint.met}", flush=True)
+    if model == "mnist-cnn":
+        target(base, root, work, acc0)
+
+
+def target(base: Any, root: str, work: Path, acc0: float) -> None:
+    fast, t_fast = timed(mnist_recipe("mnist-cnn", root, work / "cnn-target", [
+        {"prune": {"granularity": "channel", "target_speedup": 2.0, "objective": "latency", "finetune": FINETUNE}},
+        "evaluate"], base.output))
+    lat = latencies({"dense": base.model, "target": fast.model}, base.state.data.test.x[:256])
+    c = fast.report.constraint
+    print(f"  --target-speedup 2: {fast.report.final.accuracy:.2f} % ({fast.report.final.accuracy - acc0:+.2f} pp), "
+          f"MACs {fast.report.final.macs:,}, batch 256 {lat['dense']:.1f} → {lat['target']:.1f} ms = "
+          f"{lat['dense'] / lat['target']:.2f}× (interleaved medians; the run's own rows: {c.speedup:.2f}×), "
+          f"{t_fast:.0f} s", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--root", default="../shared/datasets")
+    ap.add_argument("--models", nargs="+", default=["mnist-cnn", "resnet20"])
+    ap.add_argument("--max-drop", type=float, default=0.3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in args.models:
+            compare(model, args.root, Path(tmp), args.max_drop)
+
+
+if __name__ == "__main__":
+    main()
