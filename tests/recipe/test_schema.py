@@ -51,7 +51,7 @@ def test_missing_amounts_unless_a_budget_searches():
     found = problems([{"prune": {}}, {"quantize": {}}, {"prune": {"granularity": "channel"}}])
     assert any(p.startswith("pipeline[0].prune: no rate given") for p in found)
     assert any(p.startswith("pipeline[1].quantize: no bit width given") for p in found)
-    assert any(p.startswith("pipeline[2].prune: no rate given: channel pruning needs prune.rate") for p in found)
+    assert any(p.startswith("pipeline[2].prune: no rate given: pass --rate R (percent of channels)") for p in found)
     load_recipe({"model": {"name": "mnist-cnn"}, "pipeline": [{"prune": {}}, {"quantize": {}}],
                  "constraints": {"max_accuracy_drop": 1.0}})
 
