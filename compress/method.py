@@ -35,6 +35,7 @@ class Workspace:
     grids: Mapping[str, LinearGrid] = field(default_factory=lambda: MappingProxyType({}))  # weights already on grids
     teacher: nn.Module | None = None  # the model before compression, for fine-tunings that distill
     budget: Budget | None = None  # set when the recipe has an accuracy budget
+    int8_execution: bool = False  # the final model will run int8 (a speed search measures that runtime)
 
     def split(self, name: str) -> Split:
         return self.data.split(name)

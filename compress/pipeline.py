@@ -112,6 +112,7 @@ def _run_stages(recipe: Recipe, state: PipelineState, report: Report) -> int:
                       default=-1)
     state.observer = next((s.config.observer for s in recipe.pipeline if isinstance(s.config, QuantizeBase)),
                           "minmax")
+    state.int8_planned = any(isinstance(s.config, QuantizeBase) and s.config.execute == "int8" for s in recipe.pipeline)
     for i, stage in enumerate(recipe.pipeline):
         if i == first:
             baseline, before = len(report.rows) - 1, weight_shapes(state.model)

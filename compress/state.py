@@ -40,12 +40,13 @@ class PipelineState:
     notes: list[str] = field(default_factory=list)
     exports: list[Exported] = field(default_factory=list, repr=False)  # exported models, written beside the artifact
     observer: str = "minmax"  # the recipe's int8 activation observer (what an int8 export calibrates with)
+    int8_planned: bool = False  # a quantize stage asks for int8 execution of the final model
     encoded: Encoded | None = field(default=None, repr=False)  # the encoding as last measured (None: changed since)
     file_bytes: int | None = None  # size of the artifact the model came from, while unchanged
 
     def workspace(self, budget: Any = None) -> Workspace:
         return Workspace(self.data, self.ctx, self.eval_batch_size, tuple(self.hooks), dict(self.grids),
-                         self.teacher, budget)
+                         self.teacher, budget, self.int8_planned)
 
     def merge(self, outcome: Outcome) -> None:
         """Keep what a method did: its hooks, grids, bits, notes, trials and int8 request."""

@@ -93,6 +93,20 @@ def lenet_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _train(tmp_path_factory.mktemp("lenet-base"), "lenet-300-100", LENET_TRAIN)[0]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Measured-latency caches go to a session folder, never to the user's ~/.cache."""
+    import os
+
+    before = os.environ.get("MODELZIP_CACHE")
+    os.environ["MODELZIP_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop("MODELZIP_CACHE", None)
+    else:
+        os.environ["MODELZIP_CACHE"] = before
+
+
 @pytest.fixture
 def recipe_dict(tmp_path: Path) -> dict[str, Any]:
     return tiny_recipe(tmp_path)

@@ -8,10 +8,15 @@ loss per unit saved first; a channel search walks it (:mod:`compress.prune.chann
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import heapq
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -19,7 +24,10 @@ import torch.nn as nn
 from compress.analysis.allocation import monotone
 from compress.analysis.sensitivity import calibration_split
 from compress.data import Split
+from compress.errors import InputError
 from compress.evaluate import evaluate, measure_latency
+from compress.export import onnx
+from compress.files import write_atomic
 from compress.layers import count_macs
 from compress.method import Workspace
 from compress.prune.channel_plan import GroupPlan
@@ -41,17 +49,33 @@ def removed_share(groups: list[GroupPlan], shares: Shares) -> float:
     return 100.0 * sum(removed.values()) / max(1, sum(g.channels for g in groups))
 
 
-def cost_function(objective: str, example: torch.Tensor, batch: int, device: torch.device) -> Callable[[nn.Module], float]:
-    """The search's objective for a model: latency (ms at ``batch`` on ``device``), MACs or parameters."""
+def cost_function(objective: str, example: torch.Tensor, batch: int, device: torch.device,
+                  int8: bool = False) -> Callable[[nn.Module], float]:
+    """The search's objective for a model: latency (ms at ``batch`` on ``device``; with ``int8``, of the
+    model as the run will execute it — int8 through ONNX Runtime on the CPU), MACs or parameters."""
     def cost(model: nn.Module) -> float:
         if objective == "macs":
             return float(count_macs(model, example[:1].to(device)))
         if objective == "params":
             return float(sum(p.numel() for p in model.parameters()))
+        runner, where = (_int8(model, example), torch.device("cpu")) if int8 else (model, device)
         # the least of three medians: other load only ever adds time, so the minimum is the steadiest figure
-        return min(measure_latency(model, example, batch, device, repeats=3) for _ in range(3)) * 1e3
+        return min(measure_latency(runner, example, batch, where, repeats=3) for _ in range(3)) * 1e3
 
     return cost
+
+
+def _int8(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    float_onnx = onnx.to_onnx(model, example[:1], None, 18)
+    return onnx.OrtModule(onnx.quantize(float_onnx, [example[:64].cpu()], "minmax")[0])
+
+
+def cache_path(model: nn.Module, groups: list[GroupPlan], key: str) -> Path | None:
+    """Where measured savings of this architecture are cached (per shapes, device, batch, runtime)."""
+    root = os.environ.get("MODELZIP_CACHE") or str(Path.home() / ".cache" / "modelzip")
+    shapes = sorted((k, tuple(v.shape)) for k, v in model.state_dict().items())
+    text = json.dumps([shapes, [(g.name, g.channels) for g in groups], SHARES, key, torch.__version__], default=str)
+    return Path(root) / "latency" / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.json"
 
 
 @dataclass
@@ -65,19 +89,38 @@ class Tables:
 
 
 def measure(model: nn.Module, groups: list[GroupPlan], prune: Pruner, cost: Callable[[nn.Module], float],
-            ws: Workspace, limit: int = 1000) -> Tables:
-    """Prune each group alone at each share (a copy each time): loss on calibration data, cost saved."""
+            ws: Workspace, limit: int = 1000, cache: Path | None = None) -> Tables:
+    """Prune each group alone at each share (a copy each time): loss on calibration data, cost saved.
+
+    Savings depend on shapes only: with ``cache`` they are read from (or written to) that file.
+    """
     split, _ = calibration_split(ws.data, limit)
     split = Split(split.x[:limit], split.y[:limit])
-    base_loss, base_cost = _loss(model, split, ws), cost(model)
+    cached = _read(cache)
+    base_loss, base_cost = _loss(model, split, ws), cached.get("base", 0.0) if cached else cost(model)
     tables = Tables(groups, {}, {}, base_cost)
     for group in groups:
         for share in SHARES:
             trial = copy.deepcopy(model)
             prune(trial, counts([group], {group.name: share}))
             tables.loss.setdefault(group.name, {})[share] = _loss(trial, split, ws) - base_loss
-            tables.saved.setdefault(group.name, {})[share] = max(0.0, base_cost - cost(trial))
+            saved = cached["saved"][group.name][str(share)] if cached else max(0.0, base_cost - cost(trial))
+            tables.saved.setdefault(group.name, {})[share] = saved
+    if cache is not None and not cached:
+        _write(cache, {"base": base_cost, "saved": {g: {str(k): v for k, v in c.items()} for g, c in tables.saved.items()}})
     return tables
+
+
+def _read(cache: Path | None) -> dict:
+    try:
+        return json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write(cache: Path, data: dict) -> None:
+    with contextlib.suppress(InputError, OSError):  # a cache that cannot be written is only slower next time
+        write_atomic(cache, json.dumps(data).encode())
 
 
 def _loss(model: nn.Module, split: Split, ws: Workspace) -> float:

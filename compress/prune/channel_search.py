@@ -104,13 +104,16 @@ def search_channels(model: nn.Module, cfg: ChannelPrune, ws: Workspace, example:
 def _walk(model: nn.Module, cfg: ChannelPrune, ws: Workspace, example: torch.Tensor) -> tuple[Walk, Cost]:
     groups = structured.plan_groups(model, cfg.model_copy(update={"rate": 0.0}), ws, example)
     batch = ws.data.test.x[:256]
-    cost = channel_cost.cost_function(cfg.objective, batch, len(batch), ws.run.device)
+    int8 = ws.int8_execution and cfg.objective == "latency"
+    cost = channel_cost.cost_function(cfg.objective, batch, len(batch), ws.run.device, int8=int8)
     prune = lambda m, remove: structured.prune_counts(m, cfg, ws, example, remove)  # noqa: E731
     if cfg.allocation == "uniform":
         path = channel_cost.uniform_path(groups)
     else:
         ws.run.progress.note("channel search: measuring each group's loss and savings")
-        path = channel_cost.path(channel_cost.measure(model, groups, prune, cost, ws))
+        cache = (channel_cost.cache_path(model, groups, f"{ws.run.device}/{len(batch)}/int8={int8}")
+                 if cfg.objective == "latency" else None)
+        path = channel_cost.path(channel_cost.measure(model, groups, prune, cost, ws, cache=cache))
     return Walk(copy.deepcopy(model).eval(), cfg, ws, example, groups, path), cost
 
 

@@ -70,3 +70,46 @@ def test_the_path_takes_the_cheapest_loss_per_unit_saved_first():
     assert path[1] == {"fragile": 0.0, "robust": 0.5} and path[2] == {"fragile": 0.0, "robust": 1.0}
     assert channel_cost.counts(groups, path[-1]) == {"fragile": 9, "robust": 9}  # a group keeps one channel
     assert channel_cost.removed_share(groups, path[1]) == pytest.approx(25.0)
+
+
+def test_measured_savings_are_cached_per_architecture(tmp_path, cnn_base):
+    import torch
+
+    from compress.context import RunContext
+    from compress.data import load_dataset
+    from compress.method import Workspace
+    from compress.prune import structured
+    from compress.recipe import ChannelPrune, DataConfig
+
+    model = compress.load(cnn_base)
+    ws = Workspace(load_dataset(DataConfig(name="digits")), RunContext(torch.device("cpu")), 1000)
+    cfg = ChannelPrune(rate=0.0)
+    example = ws.data.test.x[:1]
+    groups = structured.plan_groups(model, cfg, ws, example)
+    calls = []
+
+    def cost(m):
+        calls.append(1)
+        return float(sum(p.numel() for p in m.parameters()))
+
+    def prune(m, remove):
+        structured.prune_counts(m, cfg, ws, example, remove)
+
+    cache = channel_cost.cache_path(model, groups, "test")
+    first = channel_cost.measure(model, groups, prune, cost, ws, limit=200, cache=cache)
+    n = len(calls)
+    second = channel_cost.measure(model, groups, prune, cost, ws, limit=200, cache=cache)
+    assert n == 1 + len(groups) * len(channel_cost.SHARES) and len(calls) == n  # the second run measured nothing
+    assert second.saved == first.saved and second.base_cost == first.base_cost and cache.is_file()
+
+
+def test_with_int8_execution_the_latency_is_the_int8_runtimes(cnn_base):
+    import torch
+
+    from compress.export.onnx import OrtModule
+
+    model = compress.load(cnn_base)
+    x = torch.randn(32, 1, 28, 28)
+    runner = channel_cost._int8(model, x)
+    assert isinstance(runner, OrtModule) and b"QuantizeLinear" in runner.onnx_bytes
+    assert channel_cost.cost_function("latency", x, 32, torch.device("cpu"), int8=True)(model) > 0
