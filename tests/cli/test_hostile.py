@@ -124,6 +124,10 @@ RECIPES: dict[str, Case] = {
                                                                               "val_fraction": 1.0}))],
     "nul-byte": lambda e: ["validate", e.file("n.yaml", b"model: {name: mnist-cnn}\x00\n")],
     "run-missing": lambda e: ["run", str(e.root / "nope.yaml"), "-q"],
+    "classes-do-not-fit": lambda e: ["run", e.recipe(tiny_recipe(e.root, model={"name": "mnist-cnn",
+                                                                               "kwargs": {"num_classes": 5}})), "-q"],
+    "channels-do-not-fit": lambda e: ["run", e.recipe(tiny_recipe(e.root, model={"name": "resnet20",
+                                                                                "kwargs": {"in_channels": 3}})), "-q"],
 }
 
 CHECKPOINTS: dict[str, Case] = {
