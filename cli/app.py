@@ -36,8 +36,14 @@ def main(ctx: typer.Context,
 @app.command("run")
 @command(*(o for o in RUNS if o != "recipe"))
 def run_cmd(ctx: typer.Context, recipe_file: Annotated[Path, typer.Argument(metavar="RECIPE", help="Recipe YAML.")],
-            *, common: Common) -> None:
+            nproc: Annotated[int | None, typer.Option("--nproc", metavar="N", help="Run as N data-parallel processes "
+                                                      "on this machine (torch's launcher; README: torchrun, nodes).")]
+            = None, *, common: Common) -> None:
     """Run a recipe end to end and write <output>/model.mzip."""
+    if nproc is not None:  # the entry point launches the job before this command is reached
+        from compress.errors import InputError
+
+        raise InputError("--nproc is handled by the modelzip command itself", "run `modelzip run RECIPE --nproc N`")
     common.recipe = recipe_file
     check_outputs(common)
     execute(build_recipe(common), common)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -110,7 +111,7 @@ def build_recipe(common: Common, edit: Callable[[list[Any]], list[Any]] | None =
         doc, name = read_yaml(path), str(path)
     else:
         name = how or "<recipe>"
-    if not common.quiet:
+    if not common.quiet and os.environ.get("RANK", "0") == "0":
         err_console().print(f"[dim]using {how}[/dim]")
     if subfolder is not None and common.output is None:
         common.output = Path(str(doc.get("output") or "runs/modelzip")) / subfolder
@@ -156,10 +157,15 @@ def execute(recipe: Any, common: Common, *, write: bool = True) -> Any:
     from cli.render import RichProgress, report_view
     from compress.pipeline import run
 
+    from cli.launch import record
+
     protect = tuple(p for p in (common.recipe,) if p is not None)
-    result = run(recipe, progress=RichProgress.for_cli(common.quiet), write=write, protect=protect)
-    emit(report_view(result.report), result.report.to_dict(), common.json_path)
+    main_rank = os.environ.get("RANK", "0") == "0"  # in a torchrun job, rank 0 alone prints and writes
+    result = run(recipe, progress=RichProgress.for_cli(common.quiet or not main_rank), write=write, protect=protect)
+    if main_rank:
+        emit(report_view(result.report), result.report.to_dict(), common.json_path)
     if result.report.constraint is not None and not result.report.constraint.met:
+        record(EXIT_CONSTRAINT)
         raise typer.Exit(EXIT_CONSTRAINT)
     return result
 

@@ -54,7 +54,15 @@ def guarded(fn: F) -> F:
 
 
 def _report(message: str, exc: BaseException, ctx: typer.Context) -> None:
+    """One error line (and hint) on stderr; in a data-parallel job, prefixed with the failing rank."""
+    import os
+
+    from cli.launch import record
+
     console = err_console()
     if debug_enabled(ctx):
         console.print("".join(traceback.format_exception(exc)), markup=False)
-    console.print(message, markup=False)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        message = f"rank {os.environ.get('RANK', '?')}: {message}"
+    if not record(getattr(exc, "exit_code", EXIT_ERROR) if isinstance(exc, ModelzipError) else EXIT_ERROR, message):
+        console.print(message, markup=False)  # under --nproc the launcher prints the first rank's error instead

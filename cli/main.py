@@ -5,6 +5,7 @@ is still importing — is ``interrupted`` and exit 130; commands map their own e
 """
 from __future__ import annotations
 
+import os
 import sys
 
 EXIT_INTERRUPTED = 130
@@ -12,13 +13,23 @@ EXIT_INTERRUPTED = 130
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` (default: ``sys.argv[1:]``) and return its exit code."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # c10d's C++ logs would bury the one-line error
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
     try:
         import typer
 
         from cli.app import app
+        from cli.launch import launch, split_nproc
 
+        args = sys.argv[1:] if argv is None else argv
+        nproc, rest, problem = split_nproc(args) if args[:1] == ["run"] else (None, args, None)
+        if problem:
+            sys.stderr.write(f"error: {problem}\n  hint: see 'modelzip run --help'\n")
+            return 2
+        if nproc is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+            return launch(nproc, rest)
         try:
-            code = app(args=argv, standalone_mode=False, prog_name="modelzip")
+            code = app(args=rest, standalone_mode=False, prog_name="modelzip")
         except typer.Abort:  # Ctrl-C while the command line is parsed
             return _interrupted()
         except typer.TyperException as exc:
@@ -31,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         return code if isinstance(code, int) else 0
     except KeyboardInterrupt:
         return _interrupted()
+    finally:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # a rank leaves the job's process group
+            from compress.distributed import leave
+
+            leave()
 
 
 def _interrupted() -> int:

@@ -1,10 +1,11 @@
-"""The run context passed through every stage: device, seed, progress sink."""
+"""The run context passed through every stage: device, seed, progress sink, and the job's ranks."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import torch
 
+from compress.distributed import Dist
 from compress.errors import UnsupportedError
 from compress.progress import Progress
 
@@ -14,14 +15,17 @@ class RunContext:
     device: torch.device
     seed: int = 0
     progress: Progress = field(default_factory=Progress)
+    dist: Dist | None = None  # this rank's place in a data-parallel job (None: one process)
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the run's seed (``offset`` separates uses)."""
         return torch.Generator().manual_seed(self.seed + offset)
 
 
-def resolve_device(spec: str) -> torch.device:
-    """Map ``auto|cpu|cuda[:N]|mps`` to an available ``torch.device``."""
+def resolve_device(spec: str, local_rank: int | None = None) -> torch.device:
+    """Map ``auto|cpu|cuda[:N]|mps`` to an available ``torch.device`` (in a job, CUDA means this rank's GPU)."""
+    if local_rank is not None and spec in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device(f"cuda:{local_rank}")
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

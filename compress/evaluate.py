@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from compress.data import Split, iter_batches
+from compress.distributed import Dist
 
 
 @dataclass(frozen=True)
@@ -21,9 +22,13 @@ class EvalResult:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: Split, batch_size: int, device: torch.device) -> EvalResult:
-    """Top-1 accuracy (%) and mean cross-entropy of ``model`` on ``split``."""
+def evaluate(model: nn.Module, split: Split, batch_size: int, device: torch.device,
+             dist: Dist | None = None) -> EvalResult:
+    """Top-1 accuracy (%) and mean cross-entropy of ``model`` on ``split`` (in a job: each rank a shard,
+    the counts summed, so every rank gets the same figures)."""
     model.eval()
+    if dist is not None:
+        split = Split(dist.part(split.x), dist.part(split.y))
     loss_sum, correct = 0.0, 0
     for x, y in iter_batches(split, batch_size):
         logits = model(x.to(device)).float()
@@ -31,6 +36,9 @@ def evaluate(model: nn.Module, split: Split, batch_size: int, device: torch.devi
         loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(1) == y).sum())
     n = len(split)
+    if dist is not None:
+        loss_sum, correct_sum, n_sum = dist.sum(loss_sum, correct, n)
+        correct, n = int(correct_sum), int(n_sum)
     return EvalResult(100.0 * correct / n, loss_sum / n, n, correct)
 
 

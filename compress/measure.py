@@ -45,7 +45,7 @@ def measure(state: PipelineState, label: str, cfg: EvaluateConfig | None = None,
     cfg = cfg or EvaluateConfig()
     model, ctx = state.model, state.ctx
     runner, device = (state.runtime, torch.device("cpu")) if state.runtime is not None else (model, ctx.device)
-    res = evaluate(runner, state.data.split(cfg.split), state.eval_batch_size, device)
+    res = evaluate(runner, state.data.split(cfg.split), state.eval_batch_size, device, state.ctx.dist)
     params = sum(p.numel() for p in model.parameters())
     nonzero = count_nonzero(model.parameters())
     example = state.data.test.x[:cfg.latency_batch_size]
@@ -60,7 +60,7 @@ def export_row(state: PipelineState, exported: Exported, split: str) -> ExportRo
     model, latency at batch 1 and at the config's batch, file size."""
     cfg, runner, cpu = exported.config, exported.runner, torch.device("cpu")
     data = state.data.split(split)
-    res = evaluate(runner, data, state.eval_batch_size, cpu)
+    res = evaluate(runner, data, state.eval_batch_size, cpu, state.ctx.dist)
     x = data.x[:256]
     with torch.inference_mode():
         reference = state.model.cpu().eval()(x)

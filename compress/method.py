@@ -42,7 +42,7 @@ class Workspace:
 
     def accuracy(self, model: nn.Module, split: str) -> float:
         """Top-1 (%) of ``model`` on ``split`` (leaves it in eval mode)."""
-        return evaluate(model, self.data.split(split), self.eval_batch_size, self.run.device).accuracy
+        return evaluate(model, self.data.split(split), self.eval_batch_size, self.run.device, self.run.dist).accuracy
 
 
 @dataclass

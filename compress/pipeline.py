@@ -7,6 +7,7 @@ before anything is computed.
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from compress.artifact.write import write as write_artifact
 from compress.budget import Budget, stage_budget
 from compress.context import Progress, RunContext, resolve_device
 from compress.data import Dataset, load_dataset
+from compress.distributed import join, launched
 from compress.files import FolderLock, check_output_file, write_atomic
 from compress.layers import layer_stats, weight_shapes
 from compress.measure import encoding, export_row, measure
@@ -52,7 +54,10 @@ def run(recipe: Recipe, *, progress: Progress | None = None, write: bool = True,
     ``protect``: further files the outputs must never replace (the recipe file, say).
     """
     torch.manual_seed(recipe.seed)
-    ctx = RunContext(resolve_device(recipe.device), recipe.seed, progress or Progress())
+    device = resolve_device(recipe.device, int(os.environ.get("LOCAL_RANK", "0")) if launched() else None)
+    dist = join(device)  # under torchrun: this rank's place in the job (None for a single process)
+    ctx = RunContext(device, recipe.seed, progress or Progress(), dist)
+    write = write and (dist is None or dist.main)  # rank 0 alone writes
     lock = _claim_output(recipe, protect) if write else None
     try:
         opened = open_checkpoint(recipe.model)  # a bad checkpoint is said before any data is loaded

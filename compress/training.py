@@ -101,16 +101,33 @@ class _Meter:
         self.seen, self.window = self.seen + len(y), self.window + len(y)
 
     def report(self, step: int, advance: int) -> None:
-        """Check the window's loss is finite, hand it to the progress sink, start a new window."""
-        if not self.window:
+        """Check the window's loss is finite, hand it to the progress sink, start a new window.
+
+        In a job the window is summed over ranks first, so every rank sees — and stops on — the same figure.
+        """
+        loss, correct, window = float(self.loss), float(self.correct), float(self.window)
+        if self.ctx.dist is not None:
+            loss, correct, window = self.ctx.dist.sum(loss, correct, window)
+        if not window:
             return
-        self.last = (float(self.loss) / self.window, 100.0 * float(self.correct) / self.window)
+        self.last = (loss / window, 100.0 * correct / window)
         _check_finite(self.last[0], step, self.label)
         self.ctx.progress.update(advance, loss=self.last[0], acc=self.last[1],
                                  samples_per_s=self.seen / (time.perf_counter() - self.start))
         self.loss.zero_()
         self.correct.zero_()
         self.window = 0
+
+
+def _parallel(model: nn.Module, ctx: RunContext) -> nn.Module:
+    """``model`` itself, or in a job wrapped in DistributedDataParallel (gradients all-reduced in backward,
+    so hooks that edit gradients or weights afterwards act identically on every rank)."""
+    if ctx.dist is None:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
 
 
 def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
@@ -124,6 +141,7 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
         raise InputError("finetune.distill needs the uncompressed model as teacher, and there is none here",
                          "use distill in a finetune that follows a prune or quantize stage")
     model.to(ctx.device).train()
+    net = _parallel(model, ctx)
     opt = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
     sched = make_schedule(opt, cfg, steps_per_epoch)
@@ -134,13 +152,18 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
     meter = _Meter(ctx, label)
     for _ in range(cfg.epochs):
         for x, y in iter_batches(data.train, cfg.batch_size, shuffle=True, generator=gen, augment=data.augment):
+            weight = 1.0
+            if ctx.dist is not None:  # this rank's shard; weighted so the all-reduced mean is the batch's mean
+                size = len(y)
+                x, y = ctx.dist.shard(x), ctx.dist.shard(y)
+                weight = len(y) * ctx.dist.world / size if len(y) < size else 1.0
             x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
             opt.zero_grad(set_to_none=True)
-            logits = model(x)
+            logits = net(x)
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             if distill > 0 and teacher is not None:
                 loss = (1 - distill) * loss + distill * distillation_loss(logits, teacher, x, cfg.temperature)
-            loss.backward()
+            (loss * weight if weight != 1.0 else loss).backward()
             for hook in hooks:
                 hook.after_backward(model)
             opt.step()

@@ -72,7 +72,7 @@ def measure(model: nn.Module, split: Split, ctx: RunContext, *, rates: list[floa
         raise ValueError("a bits scan needs a projection")
 
     def run() -> tuple[float, float]:
-        res = evaluate(model, split, batch_size, ctx.device)
+        res = evaluate(model, split, batch_size, ctx.device, ctx.dist)
         return res.accuracy, res.loss
 
     params = layers if layers is not None else weight_params(model, skip or [])

@@ -124,7 +124,7 @@ def _write(cache: Path, data: dict) -> None:
 
 
 def _loss(model: nn.Module, split: Split, ws: Workspace) -> float:
-    return evaluate(model, split, ws.eval_batch_size, ws.run.device).loss
+    return evaluate(model, split, ws.eval_batch_size, ws.run.device, ws.run.dist).loss
 
 
 def path(tables: Tables) -> list[Shares]:
