@@ -13,6 +13,24 @@ from compress.recipe.methods import KMeansQuantize
 from compress.training import TrainHook
 
 _ITERATIONS = 30
+_CHUNK = 1 << 20  # values summed in float32 at once; past this, chunk sums add up in float64
+
+
+def cluster_means(idx: torch.Tensor, values: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` per cluster ``idx`` (0 for an empty one), exact for clusters of any size.
+
+    float32 stops counting at 2^24 and stops adding small values to large sums well before (a
+    102.8 M-weight layer had its centroids near zero come out wrong), so large inputs are summed in
+    chunks whose float32 sums are then added in float64; small ones keep the plain float32 sum.
+    """
+    if values.numel() <= _CHUNK:
+        sums = torch.zeros(counts.shape, dtype=torch.float32, device=values.device).index_add_(0, idx, values)
+        return sums / counts.clamp_min(1).to(torch.float32)
+    total = torch.zeros(counts.shape, dtype=torch.float64, device=values.device)
+    for start in range(0, values.numel(), _CHUNK):
+        part = torch.zeros(counts.shape, dtype=torch.float32, device=values.device)
+        total += part.index_add_(0, idx[start:start + _CHUNK], values[start:start + _CHUNK]).double()
+    return (total / counts.clamp_min(1).double()).float()
 
 
 def fit_codebook(values: torch.Tensor, bits: int, iterations: int = _ITERATIONS) -> torch.Tensor:
@@ -24,9 +42,8 @@ def fit_codebook(values: torch.Tensor, bits: int, iterations: int = _ITERATIONS)
     centroids = torch.linspace(float(v.min()), float(v.max()), k, device=v.device)
     for _ in range(iterations):
         idx = assign(v, centroids)
-        sums = torch.zeros_like(centroids).index_add_(0, idx, v)
-        counts = torch.bincount(idx, minlength=k).to(centroids.dtype)  # exact (a float32 sum stops at 2^24)
-        moved = torch.where(counts > 0, sums / counts.clamp_min(1), centroids)
+        counts = torch.bincount(idx, minlength=k)  # exact integers (a float32 count stops at 2^24)
+        moved = torch.where(counts > 0, cluster_means(idx, v, counts), centroids)
         if torch.equal(moved, centroids):
             break
         centroids = moved.sort().values
@@ -52,11 +69,10 @@ class SharedWeights:
         kept = flat[self.pos].float()
         self.centroids = fit_codebook(kept, bits)
         self.codes = assign(kept, self.centroids)  # centroid index per kept position
-        self.counts = torch.bincount(self.codes, minlength=self.centroids.numel()).to(self.centroids.dtype)
+        self.counts = torch.bincount(self.codes, minlength=self.centroids.numel())  # exact integers
 
     def _cluster_means(self, values: torch.Tensor) -> torch.Tensor:
-        sums = torch.zeros_like(self.centroids).index_add_(0, self.codes, values.float())
-        return sums / self.counts.clamp_min(1)
+        return cluster_means(self.codes, values.float(), self.counts)
 
     @torch.no_grad()
     def tie(self) -> None:

@@ -55,3 +55,16 @@ def test_shared_weights_keep_pruned_zeros_and_use_at_most_2_to_the_bits_values()
     shared.tie()
     assert torch.all(p[w == 0] == 0)
     assert torch.unique(p[w != 0]).numel() <= 4
+
+
+def test_codebooks_of_huge_layers_are_exact_past_float32s_counting_limit():
+    """float32 stops counting at 2^24 and stops adding 0.25 to sums past 2^22: vgg11's 102.8 M-weight layer
+    got wrong centroids near zero. Counts are exact integers and large sums are chunked in float64."""
+    n = (1 << 24) + (1 << 22)
+    v = torch.full((n,), 0.25)
+    v[:1000] = -1.0
+    book = fit_codebook(v, 1, iterations=3)
+    assert book.tolist() == [-1.0, 0.25]
+    p = torch.nn.Parameter(v.clone())
+    shared = SharedWeights(p, 1)
+    assert int(shared.counts.sum()) == n and torch.equal(shared.centroids, book)
