@@ -63,6 +63,10 @@ def join(device: torch.device) -> Dist | None:
         return None
     import torch.distributed as dist
 
+    if device.type not in ("cpu", "cuda"):
+        # gloo moves CPU tensors and nccl CUDA ones; nothing in torch.distributed all-reduces on MPS/XPU
+        raise InputError(f"torch.distributed has no backend for device {device.type!r} in a job of several",
+                         "run the job with --device cpu (gloo) or on CUDA machines (nccl)")
     backend = "nccl" if device.type == "cuda" else "gloo"
     if backend == "nccl" and not dist.is_nccl_available():
         raise InputError("this torch build has no NCCL for a CUDA job", "run the job on the CPU (gloo)")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 import compress
@@ -86,3 +87,12 @@ def test_a_rank_that_cannot_reach_the_rendezvous_exits_2_without_hanging(tmp_pat
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and lines[0].startswith("rank 1: error: cannot join the job's rendezvous"), done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_device_without_a_distributed_backend_is_refused(monkeypatch):
+    from compress.distributed import join
+    from compress.errors import InputError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(InputError, match="no backend for device 'mps'"):
+        join(torch.device("mps"))
