@@ -42,9 +42,6 @@ def guarded(fn: F) -> F:
         except ModelzipError as exc:
             _report(f"error: {exc}", exc, ctx)
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            err_console().print("interrupted")
-            raise typer.Exit(130) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             _report(f"error: unexpected {type(exc).__name__}: {exc}\n  hint: rerun with --debug for the "
                     "traceback and report it", exc, ctx)

@@ -6,13 +6,53 @@ is still importing — is ``interrupted`` and exit 130; commands map their own e
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+from types import FrameType
 
 EXIT_INTERRUPTED = 130
 
 
+class _Interrupts:
+    """SIGINT as KeyboardInterrupt, except in the middle of an import: a module left half-imported
+    makes later imports fail in odd ways (numpy's ``_multiarray_umath`` missing, recursion errors),
+    so there the signal is delivered again a moment later, once the import is done."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.seen = True
+        if _importing(frame):
+            threading.Timer(0.02, os.kill, (os.getpid(), signal.SIGINT)).start()
+            return
+        raise KeyboardInterrupt
+
+
+def _importing(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` (default: ``sys.argv[1:]``) and return its exit code."""
+    interrupts = _Interrupts()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, interrupts) if in_main_thread else None
+    try:
+        code = _main(argv)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    # a KeyboardInterrupt raised inside a callback is printed and swallowed by Python: still honour it
+    return _interrupted() if interrupts.seen and code == 0 else code
+
+
+def _main(argv: list[str] | None) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # c10d's C++ logs would bury the one-line error
         os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
     try:
@@ -39,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                 return exc.exit_code
             sys.stderr.write(f"error: {message}\n  hint: see '{command} --help'\n")
             return exc.exit_code
+        if code == EXIT_INTERRUPTED:  # typer turns a KeyboardInterrupt inside a command into a silent Exit(130)
+            return _interrupted()
         return code if isinstance(code, int) else 0
     except KeyboardInterrupt:
         return _interrupted()
@@ -56,7 +98,14 @@ def _interrupted() -> int:
 
 def run() -> None:
     """Console-script entry: exit with :func:`main`'s code."""
-    sys.exit(main())
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        # CPython re-kills itself with SIGINT at exit when a KeyboardInterrupt once went unhandled in
+        # code run through PyRun_* (some imports do), even though main() caught it: exit directly.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
