@@ -17,19 +17,56 @@ def module_of(param_name: str) -> str:
     return param_name.rsplit(".", 1)[0] if "." in param_name else ""
 
 
+def layer_of(param_name: str) -> str:
+    """The name a weight goes by in scans, allocations and reports: its module's name for a
+    ``.weight``, the parameter's own name otherwise (an attention layer's ``in_proj_weight``)."""
+    return param_name.removesuffix(".weight") if param_name != "weight" else ""
+
+
 def matches(name: str, patterns: list[str] | dict[str, object]) -> bool:
     return any(fnmatch.fnmatch(name, pat) for pat in patterns)
 
 
+# nn.MultiheadAttention keeps its q/k/v projection as a bare parameter, not in a Linear: without it
+# a ViT's attention (a quarter of its weights) would stay dense and fp32 with nothing said.
+_ATTENTION_WEIGHTS = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
+
+
 def weight_params(model: nn.Module, skip: list[str]) -> dict[str, nn.Parameter]:
-    """``<module>.weight`` of every Linear/Conv layer whose module name matches no ``skip`` pattern."""
-    return {f"{name}.weight": m.weight for name, m in model.named_modules()
-            if isinstance(m, WEIGHTED) and not matches(name, skip)}
+    """The weight matrices methods compress, by parameter name, for modules matching no ``skip`` pattern:
+    ``<module>.weight`` of every Linear/Conv layer and the q/k/v projections of attention layers."""
+    out: dict[str, nn.Parameter] = {}
+    for name, m in model.named_modules():
+        if matches(name, skip):
+            continue
+        if isinstance(m, WEIGHTED):
+            out[f"{name}.weight"] = m.weight
+        elif isinstance(m, nn.MultiheadAttention):
+            for attr in _ATTENTION_WEIGHTS:
+                p = getattr(m, attr, None)
+                if isinstance(p, nn.Parameter):
+                    out[f"{name}.{attr}" if name else attr] = p
+    return out
+
+
+def unmatched(model: nn.Module, patterns: Iterable[str]) -> list[str]:
+    """The patterns among ``patterns`` that match no module or layer name of ``model`` (typos, stale names)."""
+    # the root's name is '': a pattern matching only it (skip: ['']) leaves every layer in place
+    names = [n for n, _ in model.named_modules() if n] + [layer_of(n) for n in weight_params(model, [])]
+    return [pat for pat in patterns if not any(fnmatch.fnmatch(n, pat) for n in names)]
 
 
 def keep_top(scores: torch.Tensor, rate: float) -> torch.Tensor:
-    """Boolean mask keeping all but the lowest ``rate`` % of ``scores`` (a flat tensor)."""
+    """Boolean mask keeping all but the lowest ``rate`` % of ``scores`` (a flat tensor); a rate below
+    100 always keeps at least one element."""
     n_remove = int(round(scores.numel() * rate / 100.0))
+    if rate < 100.0:
+        n_remove = min(n_remove, scores.numel() - 1)
+    return keep_all_but(scores, n_remove)
+
+
+def keep_all_but(scores: torch.Tensor, n_remove: int) -> torch.Tensor:
+    """Boolean mask removing the ``n_remove`` lowest of ``scores`` (a flat tensor)."""
     keep = torch.ones_like(scores, dtype=torch.bool)
     if n_remove > 0:
         keep[torch.topk(scores, n_remove, largest=False).indices] = False
@@ -37,9 +74,10 @@ def keep_top(scores: torch.Tensor, rate: float) -> torch.Tensor:
 
 
 def per_layer(param_name: str, default: float, overrides: dict[str, float]) -> float:
-    """The override whose pattern matches the param's module name (first match), else ``default``."""
-    module = module_of(param_name)
-    return next((v for pat, v in overrides.items() if fnmatch.fnmatch(module, pat)), default)
+    """The override whose pattern matches the param's module (or layer) name (first match), else ``default``."""
+    module, layer = module_of(param_name), layer_of(param_name)
+    return next((v for pat, v in overrides.items() if fnmatch.fnmatch(module, pat) or fnmatch.fnmatch(layer, pat)),
+                default)
 
 
 def count_nonzero(tensors: Iterable[torch.Tensor]) -> int:
@@ -48,24 +86,21 @@ def count_nonzero(tensors: Iterable[torch.Tensor]) -> int:
 
 
 def weight_shapes(model: nn.Module) -> dict[str, tuple[str, list[int], int]]:
-    """name → (type, weight shape, non-zero count) of every Linear/Conv layer."""
-    out = {}
-    for name, m in model.named_modules():
-        w = getattr(m, "weight", None)
-        if isinstance(m, WEIGHTED) and isinstance(w, torch.Tensor):
-            out[name] = (type(m).__name__, list(w.shape), int((w != 0).sum()))
-    return out
+    """layer name → (module type, weight shape, non-zero count) of every weight :func:`weight_params` lists."""
+    modules = dict(model.named_modules())
+    return {layer_of(n): (type(modules[module_of(n)]).__name__, list(p.shape), int((p != 0).sum()))
+            for n, p in weight_params(model, []).items()}
 
 
 def layer_stats(before: dict[str, tuple[str, list[int], int]], model: nn.Module,
                 bits: dict[str, float] | None = None) -> list[LayerStat]:
     """Compare the baseline's ``weight_shapes`` with ``model`` now."""
     now = weight_shapes(model)
+    by_layer = {layer_of(n): b for n, b in (bits or {}).items()}
     stats = []
     for name, (kind, shape0, _) in before.items():
         _, shape, nonzero = now.get(name, (kind, [0], 0))
-        stats.append(LayerStat(name, kind, shape0, shape, math.prod(shape0), nonzero,
-                               (bits or {}).get(f"{name}.weight", 32.0)))
+        stats.append(LayerStat(name, kind, shape0, shape, math.prod(shape0), nonzero, by_layer.get(name, 32.0)))
     return stats
 
 

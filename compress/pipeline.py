@@ -63,6 +63,7 @@ def run(recipe: Recipe, *, progress: Progress | None = None, write: bool = True,
         opened = open_checkpoint(recipe.model)  # a bad checkpoint is said before any data is loaded
         ctx.progress.note(f"loading dataset '{recipe.data.name}'")
         state = init_state(recipe, load_dataset(recipe.data), ctx, opened)
+        _preflight(recipe, state)
         report = Report(recipe.model.name, recipe.data.name, str(ctx.device))
         baseline = _run_stages(recipe, state, report)
         report.notes.extend(state.notes)
@@ -102,6 +103,14 @@ def init_state(recipe: Recipe, data: Dataset, ctx: RunContext, opened: Opened = 
         state.runtime = execution.rebuild(loaded.model, loaded.execute)
     state.file_bytes = loaded.file_bytes
     return state
+
+
+def _preflight(recipe: Recipe, state: PipelineState) -> None:
+    """Each method's refusals about this model (patterns naming nothing, graphs it cannot cut), before training."""
+    example = state.data.test.x[:1].to(state.ctx.device)
+    for stage in recipe.pipeline:
+        if isinstance(stage.config, MethodConfig):
+            methods.check(state.model, stage.config, example, state.ctx)
 
 
 Handler = Callable[[PipelineState, Stage, Report, Budget | None], None]

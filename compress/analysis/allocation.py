@@ -18,7 +18,7 @@ from compress.analysis import sensitivity
 from compress.context import RunContext
 from compress.data import Split
 from compress.errors import InputError
-from compress.layers import module_of, per_layer
+from compress.layers import layer_of, per_layer
 from compress.recipe.methods import MAX_RATE
 
 Curve = dict[float, float]  # level (rate % or bits) → loss increase
@@ -137,7 +137,7 @@ def rate_allocator(model: nn.Module, params: dict[str, nn.Parameter], scores: di
     scan = sensitivity.measure(model, calibration, ctx, rates=SCAN_RATES, bits=[], batch_size=batch_size,
                                scores=scores, layers=params)
     model.train(was_training)
-    fixed = {module_of(n): per_layer(n, -1.0, layer_rates) for n in params}
+    fixed = {layer_of(n): per_layer(n, -1.0, layer_rates) for n in params}
     fixed = {m: r for m, r in fixed.items() if r >= 0}
     free = {m: c for m, c in scan.prune_costs().items() if m not in fixed}
     sizes = scan.params

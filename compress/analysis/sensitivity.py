@@ -16,7 +16,7 @@ from compress import plotting
 from compress.context import RunContext
 from compress.data import Dataset, Split
 from compress.evaluate import evaluate
-from compress.layers import keep_top, weight_params
+from compress.layers import keep_top, layer_of, weight_params
 
 CALIBRATION_SAMPLES = 5000
 
@@ -77,10 +77,10 @@ def measure(model: nn.Module, split: Split, ctx: RunContext, *, rates: list[floa
 
     params = layers if layers is not None else weight_params(model, skip or [])
     acc, loss = run()
-    result = Sensitivity(acc, params={n.removesuffix(".weight"): p.numel() for n, p in params.items()},
+    result = Sensitivity(acc, params={layer_of(n): p.numel() for n, p in params.items()},
                          baseline_loss=loss, split=split_name)
     for name, p in params.items():
-        layer, original = name.removesuffix(".weight"), p.detach().clone()
+        layer, original = layer_of(name), p.detach().clone()
         score = scores[name] if scores is not None else original.abs()
         for rate in rates:
             p.mul_(keep_top(score.flatten(), rate).view_as(p))

@@ -31,4 +31,7 @@ def prune_channels(model: nn.Module, cfg: ChannelPrune, ws: Workspace) -> Outcom
     after = sum(p.numel() for p in model.parameters())
     out.notes.insert(0, f"channel pruning removed {100 * (1 - after / before):.1f}% of parameters "
                         f"({before:,} → {after:,})")
+    if after == before and cfg.rate:
+        out.notes.insert(1, "channel pruning removed nothing: every group is skipped, the classifier or too "
+                            "small to lose a channel at this rate (check prune.skip)")
     return out

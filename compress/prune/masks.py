@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from compress.errors import InputError
-from compress.layers import keep_top, per_layer, weight_params
+from compress.layers import keep_all_but, keep_top, per_layer, weight_params
 from compress.training import TrainHook
 
 
@@ -18,11 +18,13 @@ def prunable_params(model: nn.Module, skip: list[str]) -> dict[str, nn.Parameter
     return out
 
 
-def select(scores: dict[str, torch.Tensor], rate: float, scope: str,
-           layer_rates: dict[str, float]) -> dict[str, torch.Tensor]:
+def select(scores: dict[str, torch.Tensor], rate: float, scope: str, layer_rates: dict[str, float],
+           max_layer_rate: float = 100.0) -> dict[str, torch.Tensor]:
     """Boolean keep-masks removing ``rate`` % of weights by lowest score (global or per layer).
 
-    Layers matching ``layer_rates`` patterns use their own rate; the rest share ``rate``.
+    Layers matching ``layer_rates`` patterns use their own rate; the rest share ``rate``. In global
+    scope no shared layer loses more than ``max_layer_rate`` % (weights already at -inf excepted):
+    what a capped layer cannot give, the others give.
     """
     masks: dict[str, torch.Tensor] = {}
     shared = {n: s for n, s in scores.items() if per_layer(n, -1.0, layer_rates) < 0}
@@ -30,12 +32,31 @@ def select(scores: dict[str, torch.Tensor], rate: float, scope: str,
         if name not in shared or scope == "layer":
             masks[name] = keep_top(s.flatten(), per_layer(name, rate, layer_rates)).view_as(s)
     if scope == "global" and shared:
-        flat = torch.cat([s.flatten() for s in shared.values()])
-        keep = keep_top(flat, rate)
-        offset = 0
-        for name, s in shared.items():
+        masks.update(_global(shared, rate, max_layer_rate))
+    return masks
+
+
+def _global(scores: dict[str, torch.Tensor], rate: float, cap: float) -> dict[str, torch.Tensor]:
+    """One threshold over all layers, water-filled under the per-layer ceiling ``cap``."""
+    total = sum(s.numel() for s in scores.values())
+    to_remove = int(round(total * rate / 100.0))
+    limit = {n: max(int(s.numel() * cap / 100.0), int(torch.isneginf(s).sum())) for n, s in scores.items()}
+    capped: set[str] = set()
+    while True:  # each pass caps at least one more layer, so at most len(scores) passes
+        free = {n: s for n, s in scores.items() if n not in capped}
+        budget = max(0, to_remove - sum(limit[n] for n in capped))
+        flat = torch.cat([s.flatten() for s in free.values()]) if free else torch.empty(0)
+        keep = keep_all_but(flat, min(budget, flat.numel()))
+        masks, offset = {}, 0
+        for name, s in free.items():
             masks[name] = keep[offset:offset + s.numel()].view_as(s)
             offset += s.numel()
+        over = {n for n, m in masks.items() if int((~m).sum()) > limit[n]}
+        if not over:
+            break
+        capped |= over
+    for name in capped:
+        masks[name] = keep_all_but(scores[name].flatten(), limit[name]).view_as(scores[name])
     return masks
 
 

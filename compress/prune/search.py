@@ -40,12 +40,17 @@ def _snapshot(model: nn.Module) -> Weights:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def highest_rate(cfg: UnstructuredPrune) -> float:
+    """The highest overall rate a search may try: global scope cannot pass its per-layer ceiling."""
+    return min(MAX_RATE, cfg.max_layer_rate) if cfg.scope == "global" else MAX_RATE
+
+
 class ClimbHook(GradualHook):
     """Gradual pruning from ``start`` towards the cap that checks the budget before each update."""
 
     def __init__(self, model: nn.Module, ws: Workspace, params: dict[str, nn.Parameter], mask_fn: MaskFn,
                  start: float, cfg: UnstructuredPrune, budget: Budget, trials: list[Trial]) -> None:
-        super().__init__(params, mask_fn, MAX_RATE, cfg.update_every, cfg.ramp)
+        super().__init__(params, mask_fn, highest_rate(cfg), cfg.update_every, cfg.ramp)
         self.model, self.ws, self.budget, self.trials, self.start = model, ws, budget, trials, start
         self.best: Candidate[Kept] | None = None
         self.misses, self.clock = 0, time.perf_counter()
@@ -130,7 +135,7 @@ def search_rate(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace, params:
         model.load_state_dict(dense)
         return trial
 
-    result = search(Knob(cfg.min_rate, MAX_RATE, probe, refiner=RateRefiner(model, cfg, ws, params, mask_fn, budget)),
+    result = search(Knob(cfg.min_rate, highest_rate(cfg), probe, refiner=RateRefiner(model, cfg, ws, params, mask_fn, budget)),
                     budget)
     assert result.candidate is not None
     model.load_state_dict(result.candidate.state.weights)

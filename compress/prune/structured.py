@@ -116,6 +116,15 @@ def build_pruner(model: nn.Module, cfg: ChannelPrune, example: torch.Tensor, ctx
                                "skip the module it names (prune.skip) or use granularity: unstructured") from exc
 
 
+def preflight(model: nn.Module, cfg: ChannelPrune, example: torch.Tensor, ctx: RunContext) -> None:
+    """Refuse, before any training, a model the dependency graph cannot handle (its trace is cheap)."""
+    was_training = model.training  # torch-pruning's tracer leaves the model in eval mode
+    try:
+        build_pruner(model, cfg, example, ctx, steps=1, ratios={})
+    finally:
+        model.train(was_training)
+
+
 def _cubic_steps(ratio: float, steps: int) -> list[float]:
     return [0.0, *cycle_rates(ratio, steps)]
 

@@ -11,6 +11,7 @@ import torch.nn as nn
 from compress.analysis import allocation
 from compress.analysis.sensitivity import calibration_split
 from compress.errors import InputError
+from compress.layers import layer_of
 from compress.method import Outcome, Workspace
 from compress.prune import importance
 from compress.prune.masks import MaskHook, prunable_params, select
@@ -38,7 +39,20 @@ def prune_unstructured(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace) 
     else:
         hook = _gradual(model, cfg, ws, params, mask_fn, out.notes)
     out.hooks.append(hook)
+    if cfg.scope == "global" and cfg.max_layer_rate < 100.0:
+        out.notes.extend(_ceiling_note(params, cfg.max_layer_rate))
     return out
+
+
+def _ceiling_note(params: dict[str, nn.Parameter], ceiling: float) -> list[str]:
+    """Say which layers the global threshold pushed to the per-layer ceiling (they would have lost more)."""
+    held = [layer_of(n) or "(root)" for n, p in params.items()
+            if p.numel() > 1 and int((p == 0).sum()) >= int(p.numel() * ceiling / 100.0)]
+    if not held:
+        return []
+    return [f"global pruning held {len(held)} layer(s) at the {ceiling:g} % per-layer ceiling ({', '.join(held[:6])}"
+            f"{', …' if len(held) > 6 else ''}); the others gave the rest (prune.max_layer_rate sets the ceiling, "
+            "prune.layer_rates a layer's own rate)"]
 
 
 def mask_function(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace, params: dict[str, nn.Parameter],
@@ -68,7 +82,7 @@ def mask_function(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace, param
             return select(scores, rate, "layer", allocate(rate))
         scale = rate / cfg.rate if cfg.rate else 1.0
         layer_rates = {pat: r * scale for pat, r in cfg.layer_rates.items()}
-        return select(scores, rate, cfg.scope, layer_rates)
+        return select(scores, rate, cfg.scope, layer_rates, cfg.max_layer_rate)
 
     return masks_at
 

@@ -15,7 +15,7 @@ import torch.nn as nn
 from compress.analysis import allocation
 from compress.analysis.search import Knob, search
 from compress.analysis.sensitivity import Projection, Sensitivity, calibration_split
-from compress.layers import count_nonzero, per_layer
+from compress.layers import count_nonzero, layer_of, per_layer
 from compress.method import Budget, Outcome, Workspace
 from compress.recipe.methods import QuantizeBase
 from compress.report import Trial
@@ -39,8 +39,9 @@ def choose_bits(model: nn.Module, cfg: QuantizeBase, ws: Workspace, params: Para
         return {**search_bits(model, ws, free, fixed, project, widths, ws.budget, out), **fixed}
     if cfg.allocation == "sensitivity" and cfg.bits != 16:
         scan = _scan(model, ws, free, project, widths)
-        chosen = {f"{m}.weight": b for m, b in allocation.bits_for(scan.bits_costs(), scan.params, cfg.bits).items()}
-        out.notes.append("sensitivity allocation: " + ", ".join(f"{n.removesuffix('.weight')} {b} bits"
+        names = {layer_of(n): n for n in free}
+        chosen = {names[m]: b for m, b in allocation.bits_for(scan.bits_costs(), scan.params, cfg.bits).items()}
+        out.notes.append("sensitivity allocation: " + ", ".join(f"{layer_of(n) or '(root)'} {b} bits"
                                                                   for n, b in chosen.items()))
         return {**chosen, **fixed}
     return {**dict.fromkeys(free, int(cfg.bits)), **fixed}
@@ -62,6 +63,7 @@ def search_bits(model: nn.Module, ws: Workspace, params: Params, fixed: dict[str
     path = allocation.bits_path(scan.bits_costs(), scan.params)
     every = {n: p for n, p in model.named_parameters() if n in params or n in fixed}
     original = {n: p.detach().clone() for n, p in every.items()}
+    names = {layer_of(n): n for n in params}
     kept = count_nonzero(params.values())
     sparsity = round(100.0 * (1 - kept / max(1, sum(p.numel() for p in params.values()))), 3)  # from pruning
     out.trials.append(Trial("scan", sparsity, scan.baseline, kept, True, round(time.perf_counter() - begin, 3),
@@ -69,7 +71,7 @@ def search_bits(model: nn.Module, ws: Workspace, params: Params, fixed: dict[str
 
     def probe(level: float) -> Trial:
         start, k = time.perf_counter(), int(level)
-        bits = {**fixed, **{f"{m}.weight": b for m, b in path[k].items()}}
+        bits = {**fixed, **{names[m]: b for m, b in path[k].items()}}
         for name, p in every.items():
             p.copy_(project(original[name], bits[name]))
         acc = ws.accuracy(model, budget.split)
@@ -89,4 +91,4 @@ def search_bits(model: nn.Module, ws: Workspace, params: Params, fixed: dict[str
     out.notes.append(f"bits search: {len(out.trials)} trials, {seconds:.1f} s, chose a mean of "
                      f"{allocation.mean_bits(chosen, scan.params):.2f} bits ("
                      + ", ".join(f"{m or '(root)'}: {b}" for m, b in chosen.items()) + ")")
-    return {f"{m}.weight": b for m, b in chosen.items()}
+    return {names[m]: b for m, b in chosen.items()}

@@ -39,6 +39,10 @@ class MethodConfig(Schema):
         """What is missing when no amount (rate / bits) is given and no budget search may choose it."""
         return None
 
+    def patterns(self) -> dict[str, list[str]]:
+        """Option name → the module-name patterns it holds (each must name something in the model)."""
+        return {}
+
 
 class PruneBase(MethodConfig):
     """Options every pruning granularity shares."""
@@ -54,6 +58,9 @@ class PruneBase(MethodConfig):
     iterations: int = Field(3, gt=0, le=1000, description="prune/fine-tune cycles, 'iterative'")
     finetune: FinetuneConfig | None = Field(None, description="fine-tuning inside the stage (iterative, "
                                             "gradual, budget search)")
+
+    def patterns(self) -> dict[str, list[str]]:
+        return {"skip": self.skip, "layer_rates": list(self.layer_rates)}
 
     @field_validator("layer_rates")
     @classmethod
@@ -76,6 +83,9 @@ class UnstructuredPrune(PruneBase):
     update_every: int = Field(50, gt=0, description="steps between mask updates, 'gradual'")
     ramp: float = Field(0.75, gt=0.0, le=1.0, description="share of fine-tuning steps over which sparsity "
                         "rises to rate, 'gradual'")
+    max_layer_rate: float = Field(99.0, gt=0.0, le=100.0, description="scope global: no layer loses more than this "
+                                  "% of its weights (a global threshold can otherwise empty a small layer, "
+                                  "such as the classifier)")
 
     def conflict(self, earlier: Sequence[MethodConfig]) -> str | None:
         if any(isinstance(c, KMeansQuantize) for c in earlier):
@@ -86,6 +96,15 @@ class UnstructuredPrune(PruneBase):
     def needs_amount(self) -> str | None:
         return ("no rate given: pass --rate R (percent, 0 ≤ R < 100) or set prune.rate, or give an accuracy "
                 "budget (--max-drop) to search for the highest rate")
+
+    @model_validator(mode="after")
+    def _rate_under_ceiling(self) -> UnstructuredPrune:
+        asked = max(self.rate or 0.0, self.min_rate)
+        if self.scope == "global" and asked > self.max_layer_rate:
+            raise ValueError(f"rate {asked:g} is above max_layer_rate {self.max_layer_rate:g}, which no layer may "
+                             "pass, so the overall rate cannot reach it: raise max_layer_rate (≤ 100) or lower "
+                             "the rate")
+        return self
 
 
 class ChannelPrune(PruneBase):
@@ -144,6 +163,9 @@ class QuantizeBase(MethodConfig):
         if bits is not None and not (1 <= bits <= 8 or bits == 16):
             raise ValueError(f"must be 1–8 (or 16 for fp16), got {bits}")
         return bits
+
+    def patterns(self) -> dict[str, list[str]]:
+        return {"skip": self.skip, "layer_bits": list(self.layer_bits)}
 
     @field_validator("layer_bits")
     @classmethod

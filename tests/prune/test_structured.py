@@ -10,8 +10,9 @@ from compress.errors import InputError, UnsupportedError
 from compress.method import Outcome, Workspace
 from compress.methods import apply
 from compress.models import build_model
+from compress.progress import Progress
 from compress.recipe import ChannelPrune
-from tests.conftest import from_checkpoint
+from tests.conftest import from_checkpoint, tiny_recipe
 
 CPU = torch.device("cpu")
 
@@ -71,6 +72,24 @@ def test_unsupported_op_is_named_with_a_way_out():
     with pytest.raises(UnsupportedError, match=r"module '1' \(Scaled\).*") as info:
         _prune(model, (1, 28, 28), rate=50)
     assert "prune.skip" in info.value.hint and "unstructured" in info.value.hint
+
+
+def scaled_model(num_classes: int = 10) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 8, 3), Scaled(8), nn.Flatten(), nn.Linear(8 * 26 * 26, num_classes))
+
+
+def test_a_model_channel_pruning_cannot_cut_is_refused_before_training(tmp_path):
+    raw = tiny_recipe(tmp_path, model={"name": "tests.prune.test_structured:scaled_model"},
+                      pipeline=[{"train": {"epochs": 1}}, {"prune": {"rate": 50, "granularity": "channel"}}])
+    stages: list[str] = []
+
+    class Notes(Progress):
+        def note(self, message: str) -> None:
+            stages.append(message)
+
+    with pytest.raises(UnsupportedError, match=r"module '1' \(Scaled\)"):
+        compress.run(compress.load_recipe(raw), progress=Notes())
+    assert not any(n.startswith("stage ") for n in stages)
 
 
 def test_channel_errors():

@@ -11,6 +11,7 @@ from compress.errors import InputError
 from compress.evaluate import evaluate
 from compress.method import Workspace
 from compress.methods import apply
+from compress.progress import Progress
 from compress.recipe import DataConfig, UnstructuredPrune
 from tests.conftest import from_checkpoint
 
@@ -101,3 +102,58 @@ def test_finetune_can_distill_from_the_model_before_compression(tmp_path, cnn_ba
     assert dense == result.report.rows[0].nonzero  # the snapshot taken before pruning
     assert result.report.final.nonzero < 0.2 * dense
     assert result.report.final.accuracy > 80
+
+
+def _small_head_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 64), torch.nn.ReLU(),
+                                torch.nn.Linear(64, 10))
+    with torch.no_grad():
+        model[3].weight.mul_(1e-3)  # the classifier's weights all below any global threshold
+    return model
+
+
+@pytest.mark.parametrize("ceiling, head_kept", [(99.0, 7), (100.0, 0)])
+def test_global_pruning_never_empties_a_layer_past_its_ceiling(trained_lenet, ceiling, head_kept):
+    _, data = trained_lenet
+    model = _small_head_model()
+    out = apply(model, UnstructuredPrune(rate=90, max_layer_rate=ceiling), Workspace(data, RunContext(CPU, 0), 1000))
+    weights = [model[1].weight, model[3].weight]
+    assert int((model[3].weight != 0).sum()) == head_kept  # 640 × 1 % = 6.4 → at most 633 of 640 removed
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    assert zeros == round(0.9 * sum(w.numel() for w in weights))  # the rate is still exact: the rest gave more
+    held = [n for n in out.notes if "per-layer ceiling" in n]
+    assert (held == []) == (ceiling == 100.0)
+    if held:
+        assert "(3)" in held[0]
+
+
+def test_a_rate_above_the_ceiling_is_refused():
+    with pytest.raises(ValidationError, match="above max_layer_rate 99"):
+        UnstructuredPrune(rate=99.5)
+    assert UnstructuredPrune(rate=99.5, scope="layer").rate == 99.5
+    assert UnstructuredPrune(rate=99.5, max_layer_rate=100).rate == 99.5
+
+
+class _Notes(Progress):
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+
+def test_patterns_that_name_no_module_are_refused_before_training(tmp_path, lenet_base):
+    for option, value in (("skip", ["features.?.?"]), ("skip", [""]), ("layer_rates", {"fc9": 50.0})):
+        raw = from_checkpoint(tmp_path, lenet_base, {"prune": {"rate": 50, option: value}},
+                              {"finetune": {"epochs": 1}}, model={"name": "lenet-300-100"})
+        raw["pipeline"].insert(0, {"train": {"epochs": 1}})
+        progress = _Notes()
+        with pytest.raises(InputError, match=f"prune.{option}: .* matches no module") as info:
+            compress.run(compress.load_recipe(raw), progress=progress)
+        assert "module names look like 0, 1, 2" in info.value.hint
+        assert not any(n.startswith("stage ") for n in progress.notes)  # refused before the train stage
+    raw = from_checkpoint(tmp_path, lenet_base, {"quantize": {"bits": 4, "layer_bits": {"9": 8}}},
+                          model={"name": "lenet-300-100"})
+    with pytest.raises(InputError, match=r"quantize.layer_bits: '9' matches no module"):
+        compress.run(compress.load_recipe(raw))
