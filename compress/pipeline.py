@@ -141,6 +141,7 @@ def _run_stages(recipe: Recipe, state: PipelineState, report: Report) -> int:
         _STAGES[stage.kind](state, stage, report, budget)
         if i == last_change and state.pending_int8 is not None:
             report.rows.append(_to_int8(state))
+            state.notes.extend(_slower_note(report.rows[-2], report.rows[-1]))
     if before is not None:
         report.layers = layer_stats(before, state.model, state.bits)
     return max(baseline, 0) if first is not None else 0
@@ -203,6 +204,16 @@ def _to_int8(state: PipelineState) -> Row:
     state.notes.append(note)
     state.pending_int8, state.file_bytes = None, None
     return measure(state, "int8", seconds=time.perf_counter() - start)
+
+
+def _slower_note(before: Row, after: Row) -> list[str]:
+    """Say so when int8 execution made the model slower (layers int8 cannot run cost a
+    quantize/dequantize pair each: measured 2.4× slower on a ShuffleNet)."""
+    if not (before.latency_ms and after.latency_ms) or after.latency_ms <= before.latency_ms:
+        return []
+    return [f"int8 execution is {after.latency_ms / before.latency_ms:.1f}× SLOWER than float here "
+            f"({after.latency_ms:.3g} vs {before.latency_ms:.3g} ms at batch {after.latency_batch}): the ops int8 "
+            "cannot run cost a quantize/dequantize each; leave execute unset to ship the float model"]
 
 
 def _write_output(recipe: Recipe, state: PipelineState, report: Report) -> Path:

@@ -1,4 +1,6 @@
 """int8 execution: integer kernels, accuracy kept, the identical model rebuilt from the artifact."""
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -7,6 +9,7 @@ from compress.context import RunContext
 from compress.data import Dataset, Split
 from compress.errors import UnsupportedError
 from compress.models import build_model
+from compress.pipeline import _slower_note
 from compress.quantize import int8
 from compress.quantize.observers import PercentileObserver
 from compress.recipe import LinearQuantize
@@ -30,6 +33,10 @@ def test_int8_execution_runs_in_onnx_runtime_and_reloads_identically(tmp_path, c
     assert isinstance(result.state.runtime, OrtModule) and result.state.execute["runtime"] == "onnxruntime"
     assert b"QuantizeLinear" in result.state.runtime.onnx_bytes
     assert any(n.startswith("int8 execution: onnxruntime") for n in result.report.notes)
+    slower = [n for n in result.report.notes if "SLOWER than float" in n]
+    assert bool(slower) == (rows["int8"].latency_ms > rows["quantize"].latency_ms)
+    fast, slow = replace(rows["quantize"], latency_ms=1.0), replace(rows["int8"], latency_ms=2.4)
+    assert "2.4× SLOWER" in _slower_note(fast, slow)[0] and _slower_note(slow, fast) == []
     reloaded = compress.load(result.output)
     x = result.state.data.test.x[:200]
     assert isinstance(reloaded, OrtModule) and torch.equal(reloaded(x), result.state.runtime(x))
