@@ -1,12 +1,18 @@
-"""Turning an exporter's failure (often pages of graph) into one line that names the op and the code."""
+"""What both exporters share: their inputs, their silence, and their failures (often pages of graph)
+turned into one line that names the op and the code."""
 from __future__ import annotations
 
 import contextlib
 import io
 import logging
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _WHERE = re.compile(r'File "([^"]+)", line (\d+), in (\w+)')
@@ -35,3 +41,19 @@ def quiet() -> Iterator[None]:
             yield
     finally:
         logging.disable(before)
+
+
+def inputs(model: nn.Module, example: torch.Tensor, batch: int | None) -> tuple[nn.Module, torch.Tensor, Any]:
+    """The model in eval mode on the CPU, a batch to trace with (``batch`` rows, or 2 with a dynamic
+    batch: 1 would be specialised away) and the dynamic-shape spec (None for a fixed batch)."""
+    shapes = None if batch is not None else ({0: torch.export.Dim("batch", min=1, max=1 << 16)},)
+    x = example[:1].repeat(batch or 2, *([1] * (example.dim() - 1))).cpu()
+    return model.cpu().eval(), x, shapes
+
+
+@contextlib.contextmanager
+def silenced() -> Iterator[None]:
+    """No warnings and no output while an exporter runs."""
+    with warnings.catch_warnings(), quiet():
+        warnings.simplefilter("ignore")
+        yield

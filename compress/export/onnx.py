@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from compress.errors import UnsupportedError
-from compress.export.errors import explain, quiet
+from compress.export.errors import explain, inputs, quiet, silenced
 
 INPUT, OUTPUT = "input", "logits"
 _OBSERVERS = {"minmax": "MinMax", "histogram": "Entropy", "percentile": "Percentile"}
@@ -39,12 +39,9 @@ def require() -> Any:
 def to_onnx(model: nn.Module, example: torch.Tensor, batch: int | None, opset: int) -> bytes:
     """The float model as one self-contained ONNX file (``batch`` None: a dynamic batch dimension)."""
     require()
-    model = model.cpu().eval()
-    shapes = None if batch is not None else ({0: torch.export.Dim("batch", min=1, max=1 << 16)},)
-    x = example[:1].repeat(batch or 2, *([1] * (example.dim() - 1))).cpu()
+    model, x, shapes = inputs(model, example, batch)
     try:
-        with warnings.catch_warnings(), quiet():
-            warnings.simplefilter("ignore")
+        with silenced():
             program = torch.onnx.export(model, (x,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
                                         dynamic_shapes=shapes, opset_version=opset, external_data=False,
                                         verbose=False)

@@ -8,17 +8,14 @@ import torch
 import torch.nn as nn
 
 from compress.errors import UnsupportedError
-from compress.export.errors import explain, quiet
+from compress.export.errors import explain, inputs, silenced
 
 
 def to_pt2(model: nn.Module, example: torch.Tensor, batch: int | None) -> bytes:
     """The model as a saved ``ExportedProgram`` (``batch`` None: a dynamic batch dimension)."""
-    model = model.cpu().eval()
-    shapes = None if batch is not None else ({0: torch.export.Dim("batch", min=1, max=1 << 16)},)
-    x = example[:1].repeat(batch or 2, *([1] * (example.dim() - 1))).cpu()
+    model, x, shapes = inputs(model, example, batch)
     try:
-        with warnings.catch_warnings(), quiet():
-            warnings.simplefilter("ignore")
+        with silenced():
             program = torch.export.export(model, (x,), dynamic_shapes=shapes)
     except Exception as exc:  # noqa: BLE001 - torch.export raises many kinds; all mean "this model does not export"
         raise UnsupportedError(f"torch.export failed: {explain(exc)}",

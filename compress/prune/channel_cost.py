@@ -31,7 +31,6 @@ from compress.files import write_atomic
 from compress.layers import count_macs
 from compress.method import Workspace
 from compress.prune.channel_plan import GroupPlan
-from compress.recipe.methods import ChannelPrune
 
 SHARES = (0.25, 0.5, 0.625, 0.75, 0.875)  # shares of a group's channels the tables measure
 Shares = dict[str, float]  # group name → share of its channels removed
