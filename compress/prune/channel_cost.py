@@ -24,6 +24,7 @@ import torch.nn as nn
 from compress.analysis.allocation import monotone
 from compress.analysis.sensitivity import calibration_split
 from compress.data import Split
+from compress.distributed import Dist
 from compress.errors import InputError
 from compress.evaluate import evaluate, measure_latency
 from compress.export import onnx
@@ -49,9 +50,12 @@ def removed_share(groups: list[GroupPlan], shares: Shares) -> float:
 
 
 def cost_function(objective: str, example: torch.Tensor, batch: int, device: torch.device,
-                  int8: bool = False) -> Callable[[nn.Module], float]:
+                  int8: bool = False, dist: Dist | None = None) -> Callable[[nn.Module], float]:
     """The search's objective for a model: latency (ms at ``batch`` on ``device``; with ``int8``, of the
-    model as the run will execute it — int8 through ONNX Runtime on the CPU), MACs or parameters."""
+    model as the run will execute it — int8 through ONNX Runtime on the CPU), MACs or parameters.
+
+    In a job of several, a latency is the mean over the ranks: each rank measures its own device, and
+    a rank deciding on its own figures would cut its model differently from the others."""
     def cost(model: nn.Module) -> float:
         if objective == "macs":
             return float(count_macs(model, example[:1].to(device)))
@@ -59,7 +63,8 @@ def cost_function(objective: str, example: torch.Tensor, batch: int, device: tor
             return float(sum(p.numel() for p in model.parameters()))
         runner, where = (_int8(model, example), torch.device("cpu")) if int8 else (model, device)
         # the least of three medians: other load only ever adds time, so the minimum is the steadiest figure
-        return min(measure_latency(runner, example, batch, where, repeats=3) for _ in range(3)) * 1e3
+        ms = min(measure_latency(runner, example, batch, where, repeats=3) for _ in range(3)) * 1e3
+        return ms if dist is None else dist.sum(ms)[0] / dist.world
 
     return cost
 
@@ -96,6 +101,8 @@ def measure(model: nn.Module, groups: list[GroupPlan], prune: Pruner, cost: Call
     split, _ = calibration_split(ws.data, limit)
     split = Split(split.x[:limit], split.y[:limit])
     cached = _read(cache)
+    if ws.run.dist is not None and ws.run.dist.sum(float(bool(cached)))[0] < ws.run.dist.world:
+        cached = {}  # every rank measures (the costs are collectives) unless every rank has the cache
     base_loss, base_cost = _loss(model, split, ws), cached.get("base", 0.0) if cached else cost(model)
     tables = Tables(groups, {}, {}, base_cost)
     for group in groups:
@@ -105,7 +112,7 @@ def measure(model: nn.Module, groups: list[GroupPlan], prune: Pruner, cost: Call
             tables.loss.setdefault(group.name, {})[share] = _loss(trial, split, ws) - base_loss
             saved = cached["saved"][group.name][str(share)] if cached else max(0.0, base_cost - cost(trial))
             tables.saved.setdefault(group.name, {})[share] = saved
-    if cache is not None and not cached:
+    if cache is not None and not cached and (ws.run.dist is None or ws.run.dist.main):
         _write(cache, {"base": base_cost, "saved": {g: {str(k): v for k, v in c.items()} for g, c in tables.saved.items()}})
     return tables
 

@@ -105,7 +105,8 @@ def _walk(model: nn.Module, cfg: ChannelPrune, ws: Workspace, example: torch.Ten
     groups = structured.plan_groups(model, cfg.model_copy(update={"rate": 0.0}), ws, example)
     batch = ws.data.test.x[:256]
     int8 = ws.int8_execution and cfg.objective == "latency"
-    cost = channel_cost.cost_function(cfg.objective, batch, len(batch), ws.run.device, int8=int8)
+    cost = channel_cost.cost_function(cfg.objective, batch, len(batch), ws.run.device, int8=int8,
+                                      dist=ws.run.dist)
     prune = lambda m, remove: structured.prune_counts(m, cfg, ws, example, remove)  # noqa: E731
     if cfg.allocation == "uniform":
         path = channel_cost.uniform_path(groups)

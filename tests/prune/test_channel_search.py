@@ -113,3 +113,57 @@ def test_with_int8_execution_the_latency_is_the_int8_runtimes(cnn_base):
     runner = channel_cost._int8(model, x)
     assert isinstance(runner, OrtModule) and b"QuantizeLinear" in runner.onnx_bytes
     assert channel_cost.cost_function("latency", x, 32, torch.device("cpu"), int8=True)(model) > 0
+
+
+def _job(others: float, rank: int = 0):
+    """A rank of a two-process job whose other rank contributes ``others`` to every sum."""
+    from compress.distributed import Dist
+
+    class Job(Dist):
+        def sum(self, *values: float) -> list[float]:
+            return [v + others for v in values]
+
+    return Job(rank, 2, rank, "gloo")
+
+
+def test_in_a_job_ranks_decide_on_shared_latencies_and_a_shared_cache(tmp_path, cnn_base, monkeypatch):
+    import torch
+
+    from compress.context import RunContext
+    from compress.data import load_dataset
+    from compress.method import Workspace
+    from compress.prune import structured
+    from compress.recipe import ChannelPrune, DataConfig
+
+    model, x = compress.load(cnn_base), torch.randn(8, 1, 28, 28)
+    monkeypatch.setattr(channel_cost, "measure_latency", lambda *a, **k: 0.004)  # this rank: 4 ms
+    cost = channel_cost.cost_function("latency", x, 8, torch.device("cpu"), dist=_job(10.0))
+    assert cost(model) == pytest.approx(7.0)  # the mean of 4 ms here and 10 ms on the other rank
+
+    data = load_dataset(DataConfig(name="digits"))
+    cfg, example = ChannelPrune(rate=0.0), data.test.x[:1]
+    groups = structured.plan_groups(model, cfg, Workspace(data, RunContext(torch.device("cpu"))), example)
+    calls = []
+
+    def counted(m):
+        calls.append(1)
+        return 1.0
+
+    def prune(m, remove):
+        structured.prune_counts(m, cfg, Workspace(data, RunContext(torch.device("cpu"))), example, remove)
+
+    cache = channel_cost.cache_path(model, groups, "job")
+    lone = Workspace(data, RunContext(torch.device("cpu"), dist=_job(0.0, rank=1)))
+    channel_cost.measure(model, groups, prune, counted, lone, limit=100, cache=cache)
+    assert not cache.exists()  # rank 1 never writes
+    n = len(calls)  # the costs one measuring pass takes
+    assert n > 0
+    ws = Workspace(data, RunContext(torch.device("cpu"), dist=_job(1.0)))
+    channel_cost.measure(model, groups, prune, counted, ws, limit=100, cache=cache)
+    assert cache.is_file() and len(calls) == 2 * n  # rank 0 writes it
+    ws = Workspace(data, RunContext(torch.device("cpu"), dist=_job(0.0)))  # the other rank has no cache
+    channel_cost.measure(model, groups, prune, counted, ws, limit=100, cache=cache)
+    assert len(calls) == 3 * n  # so this one measures too: the costs are collectives every rank must join
+    ws = Workspace(data, RunContext(torch.device("cpu"), dist=_job(1.0)))  # both ranks have it
+    channel_cost.measure(model, groups, prune, counted, ws, limit=100, cache=cache)
+    assert len(calls) == 3 * n  # so nobody measures
