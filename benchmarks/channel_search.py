@@ -44,7 +44,7 @@ def uniform_rate_for(base: Any, macs: float) -> float:
     """The per-layer channel rate whose pruned model has ``macs`` multiply-accumulates (bisection on copies)."""
     model, data = base.model.cpu().eval(), base.state.data
     ws = Workspace(data, base.state.ctx)
-    example = data.test.x[:1]
+    example = data.test.head(1).x
     lo, hi = 0.0, 95.0
     for _ in range(12):
         mid = (lo + hi) / 2
@@ -82,7 +82,7 @@ def compare(model: str, root: str, work: Path, max_drop: float) -> None:
         {"prune": {"granularity": "channel", "rate": rate, "scope": "layer"}}, {"finetune": FINETUNE}, "evaluate"],
         base.output))
     lat = latencies({"dense": base.model, "search": search.model, "uniform": uniform.model},
-                    base.state.data.test.x[:256])
+                    base.state.data.test.head(256).x)
     print(f"  {'variant':<36} {'top-1 %':>8} {'Δ pp':>7} {'MACs':>12} {'batch 256':>11} {'speed-up':>9} {'wall':>7}")
     rows = [("dense", base, 0.0, "dense"), ("fixed 50 % per layer (cost reference)", fixed, t_fixed, None),
             (f"search --max-drop {max_drop}", search, t_search, "search"),
@@ -102,7 +102,7 @@ def target(base: Any, root: str, work: Path, acc0: float) -> None:
     fast, t_fast = timed(mnist_recipe("mnist-cnn", root, work / "cnn-target", [
         {"prune": {"granularity": "channel", "target_speedup": 2.0, "objective": "latency", "finetune": FINETUNE}},
         "evaluate"], base.output))
-    lat = latencies({"dense": base.model, "target": fast.model}, base.state.data.test.x[:256])
+    lat = latencies({"dense": base.model, "target": fast.model}, base.state.data.test.head(256).x)
     c = fast.report.constraint
     print(f"  --target-speedup 2: {fast.report.final.accuracy:.2f} % ({fast.report.final.accuracy - acc0:+.2f} pp), "
           f"MACs {fast.report.final.macs:,}, batch 256 {lat['dense']:.1f} → {lat['target']:.1f} ms = "

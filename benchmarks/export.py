@@ -71,13 +71,13 @@ def mnist(root: str, work: Path) -> None:
         data = base.state.data
         rows, runners = [], {}
         for label, res in (("dense", base), ("channel-pruned 50 %", pruned)):
-            found = variants(res.model.cpu(), data.test.x[:1], data.train)
+            found = variants(res.model.cpu(), data.test.head(1).x, data.train)
             for name, (runner, size) in found.items():
                 key = f"{label}: {name}"
                 runners[key] = runner
                 acc = evaluate(runner, data.test, 1000, CPU).accuracy
                 rows.append((key, acc, size or res.report.final.size_bytes))
-        timed = latencies(runners, data.test.x[:64])
+        timed = latencies(runners, data.test.head(64).x)
         table(f"[{model}] trained on MNIST ({base.report.final.accuracy:.2f} % eager); artifact sizes for eager rows",
               [(k, acc, *timed[k], size) for k, acc, size in rows])
         dense = timed["dense: torch fp32 eager"][1]

@@ -72,7 +72,7 @@ def cnn(root: str, work: Path) -> None:
     res = variant("mnist-cnn", root, work, ckpt, "channel-50 + finetune 2", [
         {"prune": {"rate": 50, "granularity": "channel", "scope": "layer"}},
         {"finetune": {"epochs": 2, "batch_size": 64, "optimizer": "adamw", "lr": 5e-4}}])
-    x = base.state.data.test.x[:256]
+    x = base.state.data.test.head(256).x
     t_dense, t_pruned = paired_latency(base.model, res.model, x)
     macs = (count_macs(base.model, x), count_macs(res.model, x))
     print(f"  batch 256 latency: dense {t_dense * 1e3:.1f} ms, pruned {t_pruned * 1e3:.1f} ms → "

@@ -37,7 +37,7 @@ def variant(model: str, root: str, work: Path, base: Any, name: str, stages: lis
     res = compress.run(mnist_recipe(model, root, work / name, [*stages, "evaluate"], checkpoint=base.output))
     rep = res.report
     fin = rep.final
-    x = res.state.data.test.x[:256]
+    x = res.state.data.test.head(256).x
     runner = res.state.runtime or res.model
     same = torch.equal(compress.load(res.output)(x), runner(x))
     print(f"  {name:<34} acc {rep.rows[rep.baseline].accuracy:.2f} → {fin.accuracy:.2f} ({fin.delta_pp:+.2f} pp)  "
@@ -69,7 +69,7 @@ def int8(root: str, work: Path) -> None:
     for observer in ("histogram", "minmax", "percentile"):
         res = variant("resnet20", root, work, base, f"int8 execute ({observer})",
                       [{"quantize": {"bits": 8, "execute": "int8", "observer": observer}}])
-    x = res.state.data.test.x[:256]
+    x = res.state.data.test.head(256).x
     t_fp32, t_int8 = paired_latency(base.model, res.state.runtime, x)
     runtime = res.state.execute.get("runtime", "torch.ao")
     where = f"{res.state.execute['engine']} engine" if runtime == "torch.ao" else runtime

@@ -196,6 +196,7 @@ def stored_recipe(common: Common) -> tuple[dict[str, Any] | None, str | None]:
         return None, None
     model = stored.get("model") if isinstance(stored.get("model"), dict) else {}
     data = {**stored["data"], "download": False}  # a file never makes modelzip download anything
-    doc = {"model": {"name": model.get("name", "mnist-cnn"), "kwargs": model.get("kwargs") or {}},
+    doc = {"model": {"name": model.get("name", "mnist-cnn"), "kwargs": model.get("kwargs") or {},
+                     "weights": model.get("weights")},  # with the artifact as checkpoint: the preprocessing only
            "data": data, "pipeline": ["evaluate"], "seed": stored.get("seed", 0)}
     return doc, f"the data settings stored in {common.checkpoint} ({data.get('name')}, root {data.get('root')})"

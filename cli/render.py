@@ -7,7 +7,8 @@ from typing import Any
 
 from rich import box
 from rich.console import Console, Group
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 
 from compress.progress import Progress as ProgressSink
@@ -175,7 +176,8 @@ class RichProgress(ProgressSink):
         if not self.enabled:
             return
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(), console=self.console)
+                             TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(), TextColumn("eta"),
+                             TimeRemainingColumn(compact=True), console=self.console)
         self._bar.start()
         self._task = self._bar.add_task(label, total=total, metrics="")
 

@@ -32,15 +32,6 @@ class Dist:
     def main(self) -> bool:
         return self.rank == 0
 
-    def part(self, x: torch.Tensor) -> torch.Tensor:
-        """This rank's part of a split (every ``world``-th sample): the parts partition it."""
-        return x[self.rank::self.world]
-
-    def shard(self, x: torch.Tensor) -> torch.Tensor:
-        """This rank's share of a training batch; a batch smaller than the job is used whole on every rank
-        (each rank's gradient is then the same, and so is their average)."""
-        return x if len(x) < self.world else x[self.rank::self.world]
-
     def sum(self, *values: float) -> list[float]:
         """Element-wise sums over all ranks (float64 on the CPU: exact for counts)."""
         import torch.distributed as dist

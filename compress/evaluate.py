@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from compress.data import Split, iter_batches
+from compress.data import Samples, iter_batches
 from compress.distributed import Dist
 
 
@@ -22,13 +22,13 @@ class EvalResult:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: Split, batch_size: int, device: torch.device,
+def evaluate(model: nn.Module, split: Samples, batch_size: int, device: torch.device,
              dist: Dist | None = None) -> EvalResult:
     """Top-1 accuracy (%) and mean cross-entropy of ``model`` on ``split`` (in a job: each rank a shard,
     the counts summed, so every rank gets the same figures)."""
     model.eval()
     if dist is not None:
-        split = Split(dist.part(split.x), dist.part(split.y))
+        split = split.part(dist.rank, dist.world)
     loss_sum, correct = 0.0, 0
     for x, y in iter_batches(split, batch_size):
         logits = model(x.to(device)).float()

@@ -39,7 +39,7 @@ def convert(model: nn.Module, cfg: QuantizeBase, data: Dataset, ctx: RunContext)
         plan["runtime"] = "torch.ao"
         return runner, plan, ("int8 execution: torch.ao FX (deprecated upstream; pip install 'modelzip[export]' "
                               "for ONNX Runtime)")
-    example = data.test.x[:1]
+    example = data.test.head(1).x
     float_onnx = onnx_export.to_onnx(model, example, None, _OPSET)
     int8_onnx, qparams = onnx_export.quantize(float_onnx, calibration_batches(data.train, cfg.calibration_batches,
                                                                               ctx), cfg.observer)

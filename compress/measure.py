@@ -42,13 +42,14 @@ def artifact_bytes(state: PipelineState) -> int:
 
 def measure(state: PipelineState, label: str, cfg: EvaluateConfig | None = None, seconds: float = 0.0) -> Row:
     """Accuracy, size, sparsity and latency of the current model state."""
-    cfg = cfg or EvaluateConfig()
+    # rows of other stages: the test split, at the latency settings the recipe's evaluate stage asks for
+    cfg = cfg or EvaluateConfig(latency_batch_size=state.latency[0], latency_repeats=state.latency[1])
     model, ctx = state.model, state.ctx
     runner, device = (state.runtime, torch.device("cpu")) if state.runtime is not None else (model, ctx.device)
     res = evaluate(runner, state.data.split(cfg.split), state.eval_batch_size, device, state.ctx.dist)
     params = sum(p.numel() for p in model.parameters())
     nonzero = count_nonzero(model.parameters())
-    example = state.data.test.x[:cfg.latency_batch_size]
+    example = state.data.test.head(cfg.latency_batch_size).x
     latency = measure_latency(runner, example, cfg.latency_batch_size, device, repeats=cfg.latency_repeats)
     return Row(label, round(res.accuracy, 4), round(res.loss, 6), cfg.split, params, nonzero, artifact_bytes(state),
                round(latency * 1e3, 4), cfg.latency_batch_size, seconds=round(seconds, 3),
@@ -61,12 +62,12 @@ def export_row(state: PipelineState, exported: Exported, split: str) -> ExportRo
     cfg, runner, cpu = exported.config, exported.runner, torch.device("cpu")
     data = state.data.split(split)
     res = evaluate(runner, data, state.eval_batch_size, cpu, state.ctx.dist)
-    x = data.x[:256]
+    x = data.head(256).x
     with torch.inference_mode():
         reference = state.model.cpu().eval()(x)
         diff = float((runner(x) - reference).abs().max())
     state.model.to(state.ctx.device)
-    example = state.data.test.x[:cfg.latency_batch_size]
+    example = state.data.test.head(cfg.latency_batch_size).x
     one = measure_latency(runner, example[:1], 1, cpu) if cfg.fixed_batch in (None, 1) else None
     many = measure_latency(runner, example, cfg.latency_batch_size, cpu)
     return ExportRow(cfg.label, exported.runtime, round(res.accuracy, 4), split, round(diff, 6),

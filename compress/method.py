@@ -17,7 +17,7 @@ import torch.nn as nn
 from compress.artifact import LinearGrid
 from compress.budget import Budget
 from compress.context import RunContext
-from compress.data import Dataset, Split
+from compress.data import Dataset, Samples
 from compress.evaluate import evaluate
 from compress.recipe.methods import MethodConfig, QuantizeBase
 from compress.report import Trial
@@ -37,7 +37,7 @@ class Workspace:
     budget: Budget | None = None  # set when the recipe has an accuracy budget
     int8_execution: bool = False  # the final model will run int8 (a speed search measures that runtime)
 
-    def split(self, name: str) -> Split:
+    def split(self, name: str) -> Samples:
         return self.data.split(name)
 
     def accuracy(self, model: nn.Module, split: str) -> float:

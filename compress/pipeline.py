@@ -24,7 +24,7 @@ from compress.distributed import join, launched
 from compress.files import FolderLock, check_output_file, write_atomic
 from compress.layers import layer_stats, weight_shapes
 from compress.measure import encoding, export_row, measure
-from compress.models import check_fits, load_model, module_versions
+from compress.models import check_fits, load_model, module_versions, pretrained
 from compress.models.load import Opened, open_checkpoint
 from compress import execution
 from compress.export import export
@@ -33,7 +33,7 @@ from compress.recipe.methods import ChannelPrune, MethodConfig, PruneBase, Quant
 from compress.recipe.schema import Recipe, Stage
 from compress.report import Report, Row
 from compress.state import PipelineState
-from compress.training import fit
+from compress.training import check_precision, fit
 
 RESULT = "model.mzip"
 OVER_BUDGET = "model.over-budget.mzip"  # the artifact's name when the accuracy budget was not met
@@ -62,7 +62,8 @@ def run(recipe: Recipe, *, progress: Progress | None = None, write: bool = True,
     try:
         opened = open_checkpoint(recipe.model)  # a bad checkpoint is said before any data is loaded
         ctx.progress.note(f"loading dataset '{recipe.data.name}'")
-        state = init_state(recipe, load_dataset(recipe.data), ctx, opened)
+        data = load_dataset(recipe.data, pretrained.preprocess(recipe.model), pin_memory=device.type == "cuda")
+        state = init_state(recipe, data, ctx, opened)
         _preflight(recipe, state)
         report = Report(recipe.model.name, recipe.data.name, str(ctx.device))
         baseline = _run_stages(recipe, state, report)
@@ -96,8 +97,8 @@ def _claim_output(recipe: Recipe, protect: tuple[Path, ...]) -> FolderLock:
 def init_state(recipe: Recipe, data: Dataset, ctx: RunContext, opened: Opened = None) -> PipelineState:
     """The starting model (built, from a checkpoint, or from an artifact), checked against the data."""
     loaded = load_model(recipe.model, data.num_classes, data.input_shape[0], ctx.device, opened)
-    check_fits(loaded.model, data.test.x[:2].to(ctx.device), data.num_classes, loaded.spec.name)
-    state = PipelineState(loaded.model, loaded.spec, data, ctx, recipe.data.eval_batch_size, grids=loaded.grids)
+    check_fits(loaded.model, data.test.head(2).x.to(ctx.device), data.num_classes, loaded.spec.name)
+    state = PipelineState(loaded.model, loaded.spec, data, ctx, data.eval_batch_size, grids=loaded.grids)
     if loaded.execute:
         state.execute = loaded.execute
         state.runtime = execution.rebuild(loaded.model, loaded.execute)
@@ -107,8 +108,10 @@ def init_state(recipe: Recipe, data: Dataset, ctx: RunContext, opened: Opened = 
 
 def _preflight(recipe: Recipe, state: PipelineState) -> None:
     """Each method's refusals about this model (patterns naming nothing, graphs it cannot cut), before training."""
-    example = state.data.test.x[:1].to(state.ctx.device)
+    example = state.data.test.head(1).x.to(state.ctx.device)
     for stage in recipe.pipeline:
+        if isinstance(stage.config, TrainConfig):
+            check_precision(stage.config.precision, state.ctx.device, stage.kind)
         if isinstance(stage.config, MethodConfig):
             methods.check(state.model, stage.config, example, state.ctx)
 
@@ -119,8 +122,11 @@ Handler = Callable[[PipelineState, Stage, Report, Budget | None], None]
 def _run_stages(recipe: Recipe, state: PipelineState, report: Report) -> int:
     """Run every stage, adding a row per new model state; return the baseline row's index."""
     first = recipe.first_compression()
+    evaluation = next((s.config for s in recipe.pipeline if isinstance(s.config, EvaluateConfig)), EvaluateConfig())
+    state.latency = (evaluation.latency_batch_size, evaluation.latency_repeats)
     if recipe.model.checkpoint or recipe.pipeline[0].kind != "train":
-        report.rows.append(measure(state, "checkpoint" if recipe.model.checkpoint else "init"))
+        start = "checkpoint" if recipe.model.checkpoint else "pretrained" if recipe.model.weights else "init"
+        report.rows.append(measure(state, start))
     baseline, before = 0, None
     last_change = max((i for i, s in enumerate(recipe.pipeline) if s.kind not in ("evaluate", "export")),
                       default=-1)
@@ -179,7 +185,7 @@ def _export(state: PipelineState, stage: Stage, report: Report, budget: Budget |
     """Export the model as it is now and verify the export in its runtime (written beside the artifact)."""
     cfg = stage.config
     assert isinstance(cfg, ExportConfig)
-    exported = export(state.model, cfg, state.data.test.x[:1], state.data.train, state.ctx,
+    exported = export(state.model, cfg, state.data.test.head(1).x, state.data.train, state.ctx,
                       cfg.observer or state.observer)
     split = report.rows[-1].split if report.rows else "test"
     report.exports.append(export_row(state, exported, split))

@@ -90,6 +90,6 @@ def sensitivity(recipe: Recipe, rates: list[float], bits: list[int],
     res = run(recipe, progress=progress, write=False)
     split, name = sens.calibration_split(res.state.data)
     result = sens.measure(res.model, split, res.state.ctx, rates=rates, bits=bits,
-                          project=linear.projection(LinearQuantize(bits=8)), batch_size=recipe.data.eval_batch_size,
+                          project=linear.projection(LinearQuantize(bits=8)), batch_size=res.state.data.eval_batch_size,
                           split_name=name)
     return SensitivityRun(result, recipe.model.name, recipe.data.name)

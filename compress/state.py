@@ -41,6 +41,7 @@ class PipelineState:
     exports: list[Exported] = field(default_factory=list, repr=False)  # exported models, written beside the artifact
     observer: str = "minmax"  # the recipe's int8 activation observer (what an int8 export calibrates with)
     int8_planned: bool = False  # a quantize stage asks for int8 execution of the final model
+    latency: tuple[int, int] = (256, 10)  # every row's latency batch and repeats: the recipe's evaluate stage's
     encoded: Encoded | None = field(default=None, repr=False)  # the encoding as last measured (None: changed since)
     file_bytes: int | None = None  # size of the artifact the model came from, while unchanged
 

@@ -57,8 +57,14 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """Optimizer steps of a training run: its epochs, or ``max_steps`` if that comes first."""
+    total = cfg.epochs * steps_per_epoch
+    return min(total, cfg.max_steps) if cfg.max_steps is not None else total
+
+
 def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    total = max(1, cfg.epochs * steps_per_epoch)
+    total = max(1, total_steps(cfg, steps_per_epoch))
     if cfg.schedule == "cosine":
         def factor(step: int) -> float:
             return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
@@ -119,6 +125,41 @@ class _Meter:
         self.window = 0
 
 
+def check_precision(precision: str, device: torch.device, where: str = "train") -> None:
+    """fp16 training needs CUDA's gradient scaler; bf16 autocasts on CPU and CUDA alike."""
+    if precision == "fp16" and device.type != "cuda":
+        raise InputError(f"{where}.precision: fp16 needs a CUDA device (its gradient scaler), not {device.type}",
+                         "use precision: bf16 (or fp32) here")
+
+
+class _Precision:
+    """Mixed precision: forward passes under autocast; with fp16 a gradient scaler, unscaled before the
+    hooks so that masks and centroid updates see true gradients."""
+
+    def __init__(self, precision: str, device: torch.device) -> None:
+        check_precision(precision, device)
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        self.device = device
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None)
+
+    def backward(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            loss.backward()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(opt)
+
+    def step(self, opt: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            opt.step()
+            return
+        self.scaler.step(opt)  # skipped when the unscaled gradients hold inf/nan (the scale then drops)
+        self.scaler.update()
+
+
 def _parallel(model: nn.Module, ctx: RunContext) -> nn.Module:
     """``model`` itself, or in a job wrapped in DistributedDataParallel (gradients all-reduced in backward,
     so hooks that edit gradients or weights afterwards act identically on every rank)."""
@@ -140,33 +181,38 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
     if distill > 0 and teacher is None:
         raise InputError("finetune.distill needs the uncompressed model as teacher, and there is none here",
                          "use distill in a finetune that follows a prune or quantize stage")
+    amp = _Precision(cfg.precision, ctx.device)
     model.to(ctx.device).train()
     net = _parallel(model, ctx)
     opt = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
     sched = make_schedule(opt, cfg, steps_per_epoch)
-    total, step, gen = cfg.epochs * steps_per_epoch, 0, ctx.generator(offset=1)
+    total, step, gen = total_steps(cfg, steps_per_epoch), 0, ctx.generator(offset=1)
+    part = (ctx.dist.rank, ctx.dist.world) if ctx.dist is not None else None
     for hook in hooks:
         hook.on_start(model)
     ctx.progress.start(label, total)
     meter = _Meter(ctx, label)
     for _ in range(cfg.epochs):
-        for x, y in iter_batches(data.train, cfg.batch_size, shuffle=True, generator=gen, augment=data.augment):
+        batches = iter_batches(data.train, cfg.batch_size, shuffle=True, generator=gen, augment=data.augment,
+                               part=part)
+        for i, (x, y) in enumerate(batches):
             weight = 1.0
-            if ctx.dist is not None:  # this rank's shard; weighted so the all-reduced mean is the batch's mean
-                size = len(y)
-                x, y = ctx.dist.shard(x), ctx.dist.shard(y)
-                weight = len(y) * ctx.dist.world / size if len(y) < size else 1.0
+            if part is not None:  # this rank's share; weighted so the all-reduced mean is the batch's mean
+                size = min(cfg.batch_size, len(data.train) - i * cfg.batch_size)
+                weight = len(y) * part[1] / size if len(y) < size else 1.0
             x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
             opt.zero_grad(set_to_none=True)
-            logits = net(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            if distill > 0 and teacher is not None:
-                loss = (1 - distill) * loss + distill * distillation_loss(logits, teacher, x, cfg.temperature)
-            (loss * weight if weight != 1.0 else loss).backward()
+            with amp.autocast():
+                logits = net(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                if distill > 0 and teacher is not None:
+                    loss = (1 - distill) * loss + distill * distillation_loss(logits.float(), teacher, x,
+                                                                              cfg.temperature)
+            amp.backward(loss * weight if weight != 1.0 else loss, opt)
             for hook in hooks:
                 hook.after_backward(model)
-            opt.step()
+            amp.step(opt)
             sched.step()
             step += 1
             for hook in hooks:
@@ -174,9 +220,9 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
             meter.add(loss, logits, y)
             if step % _REPORT_EVERY == 0 or step == total:
                 meter.report(step, _REPORT_EVERY if step % _REPORT_EVERY == 0 else step % _REPORT_EVERY)
-            if any(h.stop for h in hooks):
+            if step >= total or any(h.stop for h in hooks):
                 break
-        if any(h.stop for h in hooks):
+        if step >= total or any(h.stop for h in hooks):
             break
     meter.report(step, 0)  # a search hook may stop mid-window: its loss is checked too
     seconds = time.perf_counter() - meter.start

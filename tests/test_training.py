@@ -94,3 +94,32 @@ def test_a_non_finite_loss_stops_training_with_a_clear_error():
     with pytest.raises(TrainingError, match="the loss became nan by step 10") as info:
         fit(model, data, TrainConfig(epochs=1, batch_size=64), RunContext(torch.device("cpu"), 0))
     assert "lower the learning rate" in info.value.hint
+
+
+def test_max_steps_ends_training_and_the_schedule_there():
+    data = load_dataset(DataConfig(name="digits"))
+    model = build_model("lenet-300-100", {})
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=0.003, max_steps=30)  # 23 steps an epoch: stops in the second
+
+    class Last(TrainHook):
+        def after_step(self, model, step, total):
+            self.step, self.total = step, total
+
+    hook = Last()
+    res = fit(model, data, cfg, RunContext(torch.device("cpu"), 0), hooks=[hook])
+    assert res.steps == hook.step == hook.total == 30
+
+
+def test_bf16_autocast_trains_and_fp16_on_the_cpu_is_refused():
+    import pytest
+
+    from compress.errors import InputError
+
+    data = load_dataset(DataConfig(name="digits"))
+    torch.manual_seed(0)
+    model = build_model("lenet-300-100", {})
+    fit(model, data, TrainConfig(epochs=2, batch_size=64, lr=0.003, precision="bf16"), RunContext(torch.device("cpu"), 0))
+    assert evaluate(model, data.test, 1000, torch.device("cpu")).accuracy > 85.0
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast: the weights stay fp32
+    with pytest.raises(InputError, match="train.precision: fp16 needs a CUDA device"):
+        fit(model, data, TrainConfig(precision="fp16"), RunContext(torch.device("cpu"), 0))

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from compress.analysis import sensitivity
 from compress.context import RunContext
-from compress.data import Split
+from compress.data import Samples
 from compress.errors import InputError
 from compress.layers import layer_of, per_layer
 from compress.recipe.methods import MAX_RATE
@@ -126,7 +126,7 @@ def mean_bits(bits: dict[str, int], sizes: dict[str, int]) -> float:
 
 
 def rate_allocator(model: nn.Module, params: dict[str, nn.Parameter], scores: dict[str, torch.Tensor],
-                   calibration: Split, ctx: RunContext, layer_rates: dict[str, float],
+                   calibration: Samples, ctx: RunContext, layer_rates: dict[str, float],
                    batch_size: int) -> Callable[[float], dict[str, float]]:
     """Per-layer rates for any overall rate, from one eval-only scan (``layer_rates`` stay fixed).
 
@@ -152,7 +152,7 @@ def rate_allocator(model: nn.Module, params: dict[str, nn.Parameter], scores: di
 
 
 def bits_scan(model: nn.Module, params: dict[str, nn.Parameter], project: sensitivity.Projection,
-              widths: list[int], calibration: Split, ctx: RunContext, batch_size: int) -> sensitivity.Sensitivity:
+              widths: list[int], calibration: Samples, ctx: RunContext, batch_size: int) -> sensitivity.Sensitivity:
     """Each layer alone at each of ``widths`` (eval only): the costs bit allocation orders by."""
     model.eval()
     return sensitivity.measure(model, calibration, ctx, rates=[], bits=widths, batch_size=batch_size,

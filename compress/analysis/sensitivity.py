@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from compress import plotting
 from compress.context import RunContext
-from compress.data import Dataset, Split
+from compress.data import Dataset, Samples, Split
 from compress.evaluate import evaluate
 from compress.layers import keep_top, layer_of, weight_params
 
@@ -23,13 +23,15 @@ CALIBRATION_SAMPLES = 5000
 Projection = Callable[[torch.Tensor, int], torch.Tensor]  # (weights, bits) → weights on a bits-bit grid
 
 
-def calibration_split(data: Dataset, limit: int = CALIBRATION_SAMPLES) -> tuple[Split, str]:
+def calibration_split(data: Dataset, limit: int = CALIBRATION_SAMPLES) -> tuple[Samples, str]:
     """What analyses measure on, and its name: the validation split if there is one, else the first
     ``limit`` training samples — never the test set the result is judged on."""
     if data.val is not None:
-        return data.val, f"validation split ({len(data.val):,} images)"
+        if isinstance(data.val, Split) or len(data.val) <= limit:
+            return data.val, f"validation split ({len(data.val):,} images)"
+        return data.val.first(limit), f"first {limit:,} images of the validation split"  # streamed: bounded
     n = min(limit, len(data.train))
-    return Split(data.train.x[:limit], data.train.y[:limit]), f"first {n:,} training images"
+    return data.train.first(limit), f"first {n:,} training images"
 
 
 @dataclass
@@ -59,7 +61,7 @@ class Sensitivity:
 
 
 @torch.no_grad()
-def measure(model: nn.Module, split: Split, ctx: RunContext, *, rates: list[float], bits: list[int],
+def measure(model: nn.Module, split: Samples, ctx: RunContext, *, rates: list[float], bits: list[int],
             project: Projection | None = None, skip: list[str] | None = None, batch_size: int = 1000,
             scores: dict[str, torch.Tensor] | None = None, layers: dict[str, nn.Parameter] | None = None,
             split_name: str = "") -> Sensitivity:

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from compress.context import RunContext
-from compress.data import Split, iter_batches
+from compress.data import Samples, iter_batches
 from compress.export import onnx, pt2
 from compress.recipe.base import ExportConfig
 
@@ -50,7 +50,7 @@ class FixedBatch(nn.Module):
         return torch.cat(outs)
 
 
-def calibration_batches(train: Split, batches: int, ctx: RunContext) -> list[torch.Tensor]:
+def calibration_batches(train: Samples, batches: int, ctx: RunContext) -> list[torch.Tensor]:
     """``batches`` shuffled training batches of 128 (the run's seed): what int8 activations are calibrated on."""
     out = []
     for i, (x, _) in enumerate(iter_batches(train, 128, shuffle=True, generator=ctx.generator(offset=5))):
@@ -60,7 +60,7 @@ def calibration_batches(train: Split, batches: int, ctx: RunContext) -> list[tor
     return out
 
 
-def export(model: nn.Module, cfg: ExportConfig, example: torch.Tensor, train: Split, ctx: RunContext,
+def export(model: nn.Module, cfg: ExportConfig, example: torch.Tensor, train: Samples, ctx: RunContext,
            observer: str) -> Exported:
     """Export ``model`` (left unchanged) per ``cfg``; ``train`` calibrates an int8 export."""
     model = model.eval()

@@ -17,11 +17,12 @@ import torch.nn as nn
 from compress import artifact
 from compress.artifact import LinearGrid, ModelSpec
 from compress.errors import ArtifactError, CheckpointError, InputError
+from compress.models import pretrained
 from compress.models.build import build_model, resolve_kwargs, untrusted_reason
 from compress.models.checkpoint import StateDict, check_file, fit_to_shapes, load_state, read_checkpoint
 from compress.recipe.base import ModelConfig
 
-Source = Literal["init", "checkpoint", "artifact"]
+Source = Literal["init", "pretrained", "checkpoint", "artifact"]
 
 
 @dataclass
@@ -105,6 +106,9 @@ def load_model(cfg: ModelConfig, num_classes: int | None, in_channels: int | Non
     if isinstance(opened, Loaded):
         opened.model = opened.model.to(device).eval()
         return opened
+    if opened is None and cfg.weights:
+        model, kwargs = pretrained.build(cfg, num_classes)
+        return Loaded(model.to(device).eval(), ModelSpec(cfg.name, kwargs), "pretrained")
     kwargs = resolve_kwargs(cfg.name, cfg.kwargs, num_classes, in_channels)
     spec = ModelSpec(cfg.name, kwargs)
     model = build_model(spec.name, kwargs)

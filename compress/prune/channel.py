@@ -16,7 +16,7 @@ def prune_channels(model: nn.Module, cfg: ChannelPrune, ws: Workspace) -> Outcom
     if ws.hooks or ws.grids:
         raise UnsupportedError("channel pruning after unstructured pruning or quantization would drop their "
                                "masks/grids", "put the channel prune stage first (and start from a dense model)")
-    example = ws.data.test.x[:1].to(ws.run.device)
+    example = ws.data.test.head(1).x.to(ws.run.device)
     before = sum(p.numel() for p in model.parameters())
     if cfg.rate is None:
         if ws.budget is None and cfg.target_speedup is None:

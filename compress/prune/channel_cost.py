@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from compress.analysis.allocation import monotone
 from compress.analysis.sensitivity import calibration_split
-from compress.data import Split
+from compress.data import Samples
 from compress.distributed import Dist
 from compress.errors import InputError
 from compress.evaluate import evaluate, measure_latency
@@ -99,7 +99,7 @@ def measure(model: nn.Module, groups: list[GroupPlan], prune: Pruner, cost: Call
     Savings depend on shapes only: with ``cache`` they are read from (or written to) that file.
     """
     split, _ = calibration_split(ws.data, limit)
-    split = Split(split.x[:limit], split.y[:limit])
+    split = split.first(limit)
     cached = _read(cache)
     if ws.run.dist is not None and ws.run.dist.sum(float(bool(cached)))[0] < ws.run.dist.world:
         cached = {}  # every rank measures (the costs are collectives) unless every rank has the cache
@@ -129,7 +129,7 @@ def _write(cache: Path, data: dict) -> None:
         write_atomic(cache, json.dumps(data).encode())
 
 
-def _loss(model: nn.Module, split: Split, ws: Workspace) -> float:
+def _loss(model: nn.Module, split: Samples, ws: Workspace) -> float:
     return evaluate(model, split, ws.eval_batch_size, ws.run.device, ws.run.dist).loss
 
 

@@ -103,7 +103,7 @@ def search_channels(model: nn.Module, cfg: ChannelPrune, ws: Workspace, example:
 
 def _walk(model: nn.Module, cfg: ChannelPrune, ws: Workspace, example: torch.Tensor) -> tuple[Walk, Cost]:
     groups = structured.plan_groups(model, cfg.model_copy(update={"rate": 0.0}), ws, example)
-    batch = ws.data.test.x[:256]
+    batch = ws.data.test.head(256).x
     int8 = ws.int8_execution and cfg.objective == "latency"
     cost = channel_cost.cost_function(cfg.objective, batch, len(batch), ws.run.device, int8=int8,
                                       dist=ws.run.dist)

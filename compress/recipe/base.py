@@ -35,6 +35,10 @@ class ModelConfig(Schema):
     name: str = Field(description="registry name, 'torchvision:<name>' or 'package.module:factory'")
     kwargs: dict[str, Any] = Field(default_factory=dict)
     checkpoint: str | None = None
+    weights: str | None = Field(None, max_length=4096, description="torchvision pretrained weights: DEFAULT, a "
+                                "name (IMAGENET1K_V2) or a weights file; with a checkpoint, only its preprocessing")
+    head: Literal["replace", "keep"] = Field("replace", description="with weights whose classes differ from the "
+                                              "data's: a new head (replace) or the weights' own (keep)")
     trust_checkpoint: bool = Field(False, description="allow loading a pickled nn.Module or importing a "
                                    "model factory named by a file")
 
@@ -53,10 +57,24 @@ class DataConfig(Schema):
     name: str = "digits"
     root: str = "./data"
     download: bool = False
-    augment: bool = Field(False, description="random crop + flip for CIFAR-like sets")
+    augment: bool = Field(False, description="training augmentation: padded random crop + flip (cifar), "
+                          "RandomResizedCrop + flip (imagenet)")
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0)
-    eval_batch_size: int = Field(1000, gt=0)
-    image_size: int = Field(224, gt=0, le=4096, description="imagefolder only")
+    eval_batch_size: int | None = Field(None, gt=0, le=1 << 16, description="default 1000 in memory, 64 streamed")
+    image_size: int = Field(224, gt=0, le=4096, description="imagefolder, and the crop of transforms: imagenet")
+    transforms: Literal["auto", "imagenet", "cifar", "none"] = Field(
+        "auto", description="imagenet: resize + centre crop + ImageNet (or the weights') statistics; cifar: the "
+        "data's size and statistics; none: cifar without augmentation; auto: imagenet with pretrained weights")
+    in_memory: Literal["auto"] | bool = Field("auto", description="decode everything once (auto: when it "
+                                              "takes ≤ 2 GiB as float32), else stream batches from files")
+    workers: int | None = Field(None, ge=0, le=256, description="DataLoader workers when streamed (default: "
+                                "up to 4, one per core)")
+
+    @model_validator(mode="after")
+    def _augment_has_transforms(self) -> DataConfig:
+        if self.augment and self.transforms == "none":
+            raise ValueError("augment: true asks for augmentation, transforms: none for none; drop one")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -71,6 +89,9 @@ class TrainConfig(Schema):
     """Options of the shared training loop (``train`` stage)."""
 
     epochs: int = Field(3, gt=0, le=100_000)
+    max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps (large data)")
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="autocast dtype of forward passes "
+                                                        "(fp16: CUDA only, with a gradient scaler)")
     batch_size: int = Field(128, gt=0, le=1 << 20)
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0, le=1e3)

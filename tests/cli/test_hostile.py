@@ -212,7 +212,45 @@ FLAGS: dict[str, Case] = {
     "run-export-format": lambda e: ["run", e.recipe(), "--export", "tflite", "-q"],
 }
 
-CORPUS = {**RECIPES, **CHECKPOINTS, **ARTIFACTS, **OUTPUTS, **FLAGS}
+
+def _images(e: Env, corrupt: str | None = None, empty: bool = False) -> dict:
+    """A recipe on a small ImageFolder (3×28×28 for mnist-cnn), streamed; ``corrupt`` names a file to spoil."""
+    from PIL import Image
+
+    for part in ("train", "val"):
+        for label in ("a", "b"):
+            folder = e.root / "imgs" / part / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(0 if empty and part == "train" else 4):
+                Image.new("RGB", (28, 28), (60 * i, 100, 30)).save(folder / f"{i}.png")
+    if corrupt:
+        (e.root / "imgs" / corrupt).write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 8)
+    raw = tiny_recipe(e.root)
+    raw["data"] = {"name": "imagefolder", "root": str(e.root / "imgs"), "image_size": 28, "in_memory": False,
+                   "workers": 0}
+    raw["pipeline"] = [{"train": {"epochs": 1, "batch_size": 3}}]
+    return raw
+
+
+def _with(raw: dict, **model: object) -> dict:
+    return {**raw, "model": {**raw["model"], **model}}
+
+
+DATA: dict[str, Case] = {
+    "imagefolder-no-images": lambda e: ["run", e.recipe(_images(e, empty=True)), "-q"],
+    "imagefolder-corrupt-mid-epoch": lambda e: ["run", e.recipe(_images(e, corrupt="train/b/2.png")), "-q"],
+    "weights-unknown-name": lambda e: ["run", e.recipe(_with(tiny_recipe(e.root), name="torchvision:resnet18",
+                                                             weights="IMAGENET9K")), "-q"],
+    "weights-not-torchvision": lambda e: ["run", e.recipe(_with(tiny_recipe(e.root), weights="DEFAULT")), "-q"],
+    "weights-missing-file": lambda e: ["run", e.recipe(_with(tiny_recipe(e.root), name="torchvision:resnet18",
+                                                             weights=str(e.root / "gone.pth"))), "-q"],
+    "fp16-on-cpu": lambda e: ["run", e.recipe({**tiny_recipe(e.root), "pipeline": [
+        {"train": {"epochs": 1, "precision": "fp16"}}]}), "-q"],
+    "augment-without-transforms": lambda e: ["validate", e.recipe({**tiny_recipe(e.root), "data": {
+        "name": "digits", "augment": True, "transforms": "none"}})],
+}
+
+CORPUS = {**RECIPES, **CHECKPOINTS, **ARTIFACTS, **OUTPUTS, **FLAGS, **DATA}
 
 
 def _flip(data: bytes) -> bytearray:
