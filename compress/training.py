@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -171,58 +171,84 @@ def _parallel(model: nn.Module, ctx: RunContext) -> nn.Module:
     return DistributedDataParallel(model, device_ids=ids)
 
 
+@dataclass
+class _Stepper:
+    """What one optimizer step needs besides its batch."""
+
+    model: nn.Module
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    amp: _Precision
+    cfg: TrainConfig
+    hooks: Sequence[TrainHook]
+    teacher: nn.Module | None
+    total: int
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, weight: float, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, backward (``weight`` scales this rank's loss), hooks, optimizer and schedule step."""
+        distill = self.cfg.distill if isinstance(self.cfg, FinetuneConfig) else 0.0
+        self.opt.zero_grad(set_to_none=True)
+        with self.amp.autocast():
+            logits = self.net(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
+            if distill > 0 and self.teacher is not None:
+                soft = distillation_loss(logits.float(), self.teacher, x, self.cfg.temperature)
+                loss = (1 - distill) * loss + distill * soft
+        self.amp.backward(loss * weight if weight != 1.0 else loss, self.opt)
+        for hook in self.hooks:
+            hook.after_backward(self.model)
+        self.amp.step(self.opt)
+        self.sched.step()
+        for hook in self.hooks:
+            hook.after_step(self.model, step, self.total)
+        return loss, logits
+
+
+def _batches(data: Dataset, cfg: TrainConfig, ctx: RunContext,
+             gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
+    """One epoch of shuffled batches on the device, with the weight of this rank's share in a job (so the
+    all-reduced mean of the weighted losses is the global batch's mean)."""
+    part = (ctx.dist.rank, ctx.dist.world) if ctx.dist is not None else None
+    batches = iter_batches(data.train, cfg.batch_size, shuffle=True, generator=gen, augment=data.augment, part=part)
+    for i, (x, y) in enumerate(batches):
+        weight = 1.0
+        if part is not None:
+            size = min(cfg.batch_size, len(data.train) - i * cfg.batch_size)
+            weight = len(y) * part[1] / size if len(y) < size else 1.0
+        yield x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True), weight
+
+
 def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
         label: str = "train", hooks: Sequence[TrainHook] = (), teacher: nn.Module | None = None) -> FitResult:
-    """Train ``model`` in place for ``cfg.epochs`` on ``data.train``; hooks keep invariants.
-
-    With a fine-tuning ``cfg.distill`` > 0, ``teacher``'s softened outputs join the labels as targets.
-    """
-    distill = cfg.distill if isinstance(cfg, FinetuneConfig) else 0.0
-    if distill > 0 and teacher is None:
+    """Train ``model`` in place for ``cfg.epochs`` (or ``cfg.max_steps``) on ``data.train``; hooks keep
+    invariants. With a fine-tuning ``cfg.distill`` > 0, ``teacher``'s softened outputs join the labels."""
+    if isinstance(cfg, FinetuneConfig) and cfg.distill > 0 and teacher is None:
         raise InputError("finetune.distill needs the uncompressed model as teacher, and there is none here",
                          "use distill in a finetune that follows a prune or quantize stage")
     amp = _Precision(cfg.precision, ctx.device)
     model.to(ctx.device).train()
-    net = _parallel(model, ctx)
     opt = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
-    sched = make_schedule(opt, cfg, steps_per_epoch)
     total, step, gen = total_steps(cfg, steps_per_epoch), 0, ctx.generator(offset=1)
-    part = (ctx.dist.rank, ctx.dist.world) if ctx.dist is not None else None
+    stepper = _Stepper(model, _parallel(model, ctx), opt, make_schedule(opt, cfg, steps_per_epoch), amp, cfg,
+                       hooks, teacher, total)
     for hook in hooks:
         hook.on_start(model)
     ctx.progress.start(label, total)
     meter = _Meter(ctx, label)
+    done = False
     for _ in range(cfg.epochs):
-        batches = iter_batches(data.train, cfg.batch_size, shuffle=True, generator=gen, augment=data.augment,
-                               part=part)
-        for i, (x, y) in enumerate(batches):
-            weight = 1.0
-            if part is not None:  # this rank's share; weighted so the all-reduced mean is the batch's mean
-                size = min(cfg.batch_size, len(data.train) - i * cfg.batch_size)
-                weight = len(y) * part[1] / size if len(y) < size else 1.0
-            x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
-            opt.zero_grad(set_to_none=True)
-            with amp.autocast():
-                logits = net(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-                if distill > 0 and teacher is not None:
-                    loss = (1 - distill) * loss + distill * distillation_loss(logits.float(), teacher, x,
-                                                                              cfg.temperature)
-            amp.backward(loss * weight if weight != 1.0 else loss, opt)
-            for hook in hooks:
-                hook.after_backward(model)
-            amp.step(opt)
-            sched.step()
+        for x, y, weight in _batches(data, cfg, ctx, gen):
             step += 1
-            for hook in hooks:
-                hook.after_step(model, step, total)
+            loss, logits = stepper(x, y, weight, step)
             meter.add(loss, logits, y)
             if step % _REPORT_EVERY == 0 or step == total:
                 meter.report(step, _REPORT_EVERY if step % _REPORT_EVERY == 0 else step % _REPORT_EVERY)
-            if step >= total or any(h.stop for h in hooks):
+            done = step >= total or any(h.stop for h in hooks)
+            if done:
                 break
-        if step >= total or any(h.stop for h in hooks):
+        if done:
             break
     meter.report(step, 0)  # a search hook may stop mid-window: its loss is checked too
     seconds = time.perf_counter() - meter.start
