@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 EXIT_INTERRUPTED = 130
 
@@ -21,13 +22,33 @@ class _Interrupts:
 
     def __init__(self) -> None:
         self.seen = False
+        self.pid = os.getpid()
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self.pid:
+            # a forked DataLoader worker (Ctrl-C reaches the whole process group): the main process
+            # answers it and stops its workers; a KeyboardInterrupt here only prints a worker's traceback
+            return
         self.seen = True
         if _importing(frame):
-            threading.Timer(0.02, os.kill, (os.getpid(), signal.SIGINT)).start()
+            self.again()
             return
         raise KeyboardInterrupt
+
+    def again(self) -> None:
+        """Deliver SIGINT again in a moment."""
+        threading.Timer(0.02, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+    def unraisable(self, info: Any) -> None:
+        """``sys.unraisablehook``: a KeyboardInterrupt raised where Python cannot propagate it (an at-fork
+        callback, a ``__del__``) would be printed as 'Exception ignored' and lost — say nothing and deliver
+        the signal again instead; after an interrupt, what fails while tearing down is not printed either."""
+        if isinstance(info.exc_value, KeyboardInterrupt) and os.getpid() == self.pid:
+            self.again()
+            return
+        if self.seen:
+            return  # teardown of what the interrupt cut short (e.g. a DataLoader half started): not news
+        sys.__unraisablehook__(info)
 
 
 def _importing(frame: FrameType | None) -> bool:
@@ -43,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     interrupts = _Interrupts()
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, interrupts) if in_main_thread else None
+    previous_hook, sys.unraisablehook = sys.unraisablehook, interrupts.unraisable
     try:
         code = _main(argv)
     finally:
+        sys.unraisablehook = previous_hook
         if in_main_thread:
             signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
     # a KeyboardInterrupt raised inside a callback is printed and swallowed by Python: still honour it

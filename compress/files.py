@@ -13,6 +13,7 @@ import os
 import stat
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,8 +135,19 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"modelzip run pid {os.getpid()} (since {time.strftime('%H:%M:%S')})".encode())
         self.fd = fd
+        # a flock belongs to the open file, which forked children (DataLoader workers) share: were they to
+        # outlive an interrupted run by the seconds they take to notice, the folder would stay "in use"
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (lock := ref()) is not None and lock.forget())
         remove_stale_temps(self.folder, self.outputs)
         return self
+
+    def forget(self) -> None:
+        """In a forked child: drop this process's copy of the descriptor (the parent keeps the lock)."""
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
 
     def release(self) -> None:
         if self.fd is not None:

@@ -87,6 +87,39 @@ def test_sigkill_during_a_write_never_leaves_a_partial_file_and_the_next_run_cle
         assert not list(target.parent.glob(".model.mzip.*.tmp"))
 
 
+def test_a_forked_child_that_outlives_the_run_does_not_hold_its_folder(tmp_path):
+    lock = FolderLock(tmp_path / "out").acquire()
+    child = os.fork()
+    if child == 0:  # a DataLoader worker, say, still alive after its run ended
+        time.sleep(3)
+        os._exit(0)
+    try:
+        lock.release()
+        with FolderLock(tmp_path / "out"):  # a new run, while the child lives
+            pass
+    finally:
+        os.waitpid(child, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", [True, False], ids=["ctrl-c", "main-process-only"])
+def test_interrupting_a_streamed_run_is_one_line_and_its_workers_never_hold_the_folder(tmp_path, group):
+    raw = tiny_recipe(tmp_path, pipeline=[{"train": {"epochs": 50, "batch_size": 16}}, "evaluate"])
+    raw["data"] = {"name": "digits", "in_memory": False, "workers": 2}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(raw))
+    proc = _child(["-m", "cli.main", "run", "r.yaml", "-q"], tmp_path, start_new_session=True)
+    time.sleep(5.0)  # training, workers running
+    if group:
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
+    else:
+        proc.send_signal(signal.SIGINT)  # the workers notice their parent is gone only seconds later
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert err.strip().splitlines() == ["interrupted"], err
+    with FolderLock(tmp_path / "out"):  # at once: a worker that outlives its run never holds the lock
+        pass
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.05, 0.8, 4.0])
 def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, delay):

@@ -7,6 +7,7 @@ with its name: skipping it silently would change what the model is trained and j
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,6 +39,18 @@ class _View(torch.utils.data.Dataset):
             return x, int(label)
         except Exception:  # noqa: BLE001 - named by StreamSplit._unreadable in the main process
             return torch.zeros(self.shape), -1 - index
+
+
+def _worker_init(worker_id: int) -> None:
+    """In a DataLoader worker: a lost connection to the main process means the run was interrupted or
+    failed there, which the main process reports; the worker's own traceback about it is noise."""
+    default = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if not issubclass(kind, ConnectionError | EOFError):
+            default(kind, value, tb)
+
+    sys.excepthook = hook
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,8 @@ class StreamSplit(Samples):
         seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator)) if generator is not None else 0
         loader = torch.utils.data.DataLoader(
             _View(self.items, transform, self.shape), batch_sampler=[c.tolist() for c in chunks],
-            num_workers=self.workers, pin_memory=self.pin_memory, generator=torch.Generator().manual_seed(seed))
+            num_workers=self.workers, pin_memory=self.pin_memory, generator=torch.Generator().manual_seed(seed),
+            worker_init_fn=_worker_init if self.workers else None)
         for x, y in loader:
             if bool((y < 0).any()):
                 raise self._unreadable(int(-1 - y[y < 0][0]), transform)
