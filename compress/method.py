@@ -41,8 +41,12 @@ class Workspace:
         return self.data.split(name)
 
     def accuracy(self, model: nn.Module, split: str) -> float:
-        """Top-1 (%) of ``model`` on ``split`` (leaves it in eval mode)."""
-        return evaluate(model, self.data.split(split), self.eval_batch_size, self.run.device, self.run.dist).accuracy
+        """Top-1 (%) of ``model`` on ``split`` — its first ``data.calibration_samples`` when set (a search's
+        check on large data); leaves the model in eval mode."""
+        samples = self.data.split(split)
+        if self.data.calibration_samples is not None:
+            samples = samples.first(self.data.calibration_samples)
+        return evaluate(model, samples, self.eval_batch_size, self.run.device, self.run.dist).accuracy
 
 
 @dataclass

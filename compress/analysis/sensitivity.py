@@ -23,13 +23,14 @@ CALIBRATION_SAMPLES = 5000
 Projection = Callable[[torch.Tensor, int], torch.Tensor]  # (weights, bits) → weights on a bits-bit grid
 
 
-def calibration_split(data: Dataset, limit: int = CALIBRATION_SAMPLES) -> tuple[Samples, str]:
+def calibration_split(data: Dataset, limit: int | None = None) -> tuple[Samples, str]:
     """What analyses measure on, and its name: the validation split if there is one, else the first
     ``limit`` training samples — never the test set the result is judged on."""
+    limit = limit or data.calibration_samples or CALIBRATION_SAMPLES
     if data.val is not None:
-        if isinstance(data.val, Split) or len(data.val) <= limit:
+        if (data.calibration_samples is None and isinstance(data.val, Split)) or len(data.val) <= limit:
             return data.val, f"validation split ({len(data.val):,} images)"
-        return data.val.first(limit), f"first {limit:,} images of the validation split"  # streamed: bounded
+        return data.val.first(limit), f"first {limit:,} images of the validation split"  # large data: bounded
     n = min(limit, len(data.train))
     return data.train.first(limit), f"first {n:,} training images"
 

@@ -105,6 +105,7 @@ class Dataset:
     augment: bool
     streamed: bool = False  # decoded batch by batch from files rather than held in memory
     eval_batch_size: int = 1000  # evaluation batches (smaller when streamed: each is decoded by workers)
+    calibration_samples: int | None = None  # what searches and analyses measure on at most (None: whole splits)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -14,7 +14,8 @@ from compress.errors import DataError
 from compress.recipe.base import DataConfig
 
 IN_MEMORY_BYTES = 2 << 30  # auto: decoded float32 data up to 2 GiB is held in memory
-STATS_SAMPLES = 1000  # streamed data: normalization statistics from this many training images
+STATS_SAMPLES = 1000
+STREAMED_CALIBRATION = 5000  # streamed data: searches and analyses measure on this many samples  # streamed data: normalization statistics from this many training images
 _SPLIT_SEED = 0  # the train/val split must not move with the recipe's seed
 
 
@@ -37,7 +38,9 @@ def load_dataset(cfg: DataConfig, weights: tf.Preprocess | None = None, pin_memo
         splits = _streamed(train, test, prep, shape, cfg, workers, pin_memory)
     num_classes = int(max(train.labels.max(), test.labels.max())) + 1
     batch = cfg.eval_batch_size or (1000 if in_memory else 64)
-    return Dataset(cfg.name, *splits, num_classes, cfg.augment, streamed=not in_memory, eval_batch_size=batch)
+    calibration = cfg.calibration_samples or (None if in_memory else STREAMED_CALIBRATION)
+    return Dataset(cfg.name, *splits, num_classes, cfg.augment, streamed=not in_memory, eval_batch_size=batch,
+                   calibration_samples=calibration)
 
 
 def _first_shape(source: Source, prep: tf.Preprocess) -> tuple[int, ...]:

@@ -69,6 +69,9 @@ class DataConfig(Schema):
                                               "takes ≤ 2 GiB as float32), else stream batches from files")
     workers: int | None = Field(None, ge=0, le=256, description="DataLoader workers when streamed (default: "
                                 "up to 4, one per core)")
+    calibration_samples: int | None = Field(None, gt=0, le=10 ** 8, description="budget-search checks and "
+                                            "analyses use at most this many samples (default: the whole split in "
+                                            "memory, 5,000 streamed); the report's figures use the whole split")
 
     @model_validator(mode="after")
     def _augment_has_transforms(self) -> DataConfig:

@@ -108,3 +108,26 @@ def test_a_streamed_run_fine_tunes_evaluates_and_reloads_exactly(tmp_path, cnn_b
     x = res.state.data.test.head(16).x
     reloaded = compress.load(res.output)
     assert torch.equal(reloaded(x), res.model.cpu().eval()(x))
+
+
+def test_searches_and_analyses_measure_on_calibration_samples(cnn_base, monkeypatch):
+    import compress
+    from compress.analysis.sensitivity import calibration_split
+    from compress.context import RunContext
+    from compress.evaluate import evaluate
+    from compress.method import Workspace
+
+    model = compress.load(cnn_base)
+    whole = load_dataset(DataConfig(name="digits", val_fraction=0.2))
+    assert whole.calibration_samples is None and len(calibration_split(whole)[0]) == len(whole.val)
+    assert load_dataset(DataConfig(name="digits", in_memory=False, workers=0)).calibration_samples == 5000
+    data = load_dataset(DataConfig(name="digits", val_fraction=0.2, calibration_samples=100))
+    split, name = calibration_split(data)
+    assert len(split) == 100 and name == "first 100 images of the validation split"
+    import compress.method
+
+    seen = []
+    monkeypatch.setattr(compress.method, "evaluate", lambda m, split, *a: seen.append(len(split)) or evaluate(m, split, *a))
+    ws = Workspace(data, RunContext(torch.device("cpu")))
+    first = evaluate(model, data.test.first(100), 1000, torch.device("cpu")).accuracy
+    assert ws.accuracy(model, "test") == first and seen == [100]  # a search's check: the first 100 test images
