@@ -15,7 +15,9 @@ from compress.errors import InputError
 from compress.models.zoo import MODELS
 from compress.registry import did_you_mean
 
-_DOWNLOADING_KWARGS = ("weights", "weights_backbone", "pretrained")  # torchvision fetches these from the net
+# torchvision and timm fetch these from the net or read the files they name
+_DOWNLOADING_KWARGS = ("weights", "weights_backbone", "pretrained", "pretrained_cfg", "pretrained_cfg_overlay",
+                       "checkpoint_path", "cache_dir")
 
 
 def torchvision_names() -> list[str]:
@@ -24,9 +26,29 @@ def torchvision_names() -> list[str]:
     return list(tvm.list_models())
 
 
+def timm_names() -> list[str]:
+    try:
+        import timm
+    except ImportError:
+        raise ValueError("timm models need the timm extra: pip install 'modelzip[timm]'") from None
+    return list(timm.list_models())
+
+
+def _timm_known(arch: str) -> bool:
+    import timm
+
+    return bool(timm.is_model(arch))
+
+
 def check_model_name(name: str) -> None:
     """Raise ``ValueError`` (with a suggestion) unless ``name`` can name a model."""
     if name in MODELS:
+        return
+    if name.startswith("timm:"):
+        arch = name.split(":", 1)[1]
+        names = timm_names()
+        if not _timm_known(arch):
+            raise ValueError(f"unknown timm model '{arch}'{did_you_mean(arch, names)}")
         return
     if name.startswith("torchvision:"):
         arch = name.split(":", 1)[1]
@@ -48,11 +70,18 @@ def untrusted_reason(name: str, kwargs: dict[str, Any]) -> str | None:
     Safe: modelzip's own architectures and torchvision's, with plain values and no pretrained
     weights (those are downloaded). Anything else imports a module the file names.
     """
-    if name in MODELS or name.startswith("torchvision:"):
+    if name in MODELS or name.startswith(("torchvision:", "timm:")):
         if name.startswith("torchvision:"):
             arch = name.split(":", 1)[1]
             if arch not in torchvision_names():
                 return f"it names '{name}', which is not a torchvision architecture"
+        if name.startswith("timm:"):
+            try:
+                timm_names()
+            except ValueError as exc:
+                return str(exc)
+            if not _timm_known(name.split(":", 1)[1]):
+                return f"it names '{name}', which is not a timm architecture"
         fetch = [k for k in kwargs if k in _DOWNLOADING_KWARGS and kwargs[k] not in (None, False)]
         if fetch:
             return f"its kwargs ask for {', '.join(fetch)}, which torchvision downloads"
@@ -81,6 +110,11 @@ def resolve_factory(name: str) -> Callable[..., nn.Module]:
 
         arch = name.split(":", 1)[1]
         return lambda **kw: tvm.get_model(arch, **kw)
+    if name.startswith("timm:"):
+        import timm
+
+        arch = name.split(":", 1)[1]
+        return lambda **kw: timm.create_model(arch, **kw)
     module, _, attr = name.partition(":")
     try:
         with _cwd_on_path():
@@ -109,6 +143,12 @@ def resolve_kwargs(name: str, kwargs: dict[str, Any], num_classes: int | None,
                    in_channels: int | None) -> dict[str, Any]:
     """Fill ``num_classes``/``in_channels`` from the data where the factory takes them."""
     out = dict(kwargs)
+    if name.startswith("timm:"):  # timm names the input channels in_chans
+        if num_classes is not None:
+            out.setdefault("num_classes", num_classes)
+        if in_channels is not None:
+            out.setdefault("in_chans", in_channels)
+        return out
     if name.startswith("torchvision:"):
         params: set[str] = {"num_classes"}
     else:

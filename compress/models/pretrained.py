@@ -1,4 +1,5 @@
-"""Starting from published weights: torchvision's pretrained classifiers, their preprocessing, a new head.
+"""Starting from published weights: torchvision's (and timm's) pretrained classifiers, their preprocessing,
+a new head.
 
 Weights come from torch hub's cache (``$TORCH_HOME/hub/checkpoints``), as torchvision keeps them;
 a file missing there is downloaded (with a timeout and torchvision's hash check) or, offline,
@@ -21,6 +22,7 @@ from compress.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from compress.errors import InputError
 from compress.files import write_atomic
 from compress.models.build import build_model
+from compress.models import timm_weights
 from compress.models.checkpoint import check_file, load_state, read_checkpoint
 from compress.recipe.base import ModelConfig
 
@@ -28,9 +30,9 @@ DOWNLOAD_TIMEOUT_S = 30  # per network operation: offline machines answer in sec
 
 
 def _arch(cfg: ModelConfig) -> str:
-    if not cfg.name.startswith("torchvision:"):
-        raise InputError(f"model.weights: pretrained weights are for torchvision:<name> models, not '{cfg.name}'",
-                         "load your own trained weights with model.checkpoint")
+    if not cfg.name.startswith(("torchvision:", "timm:")):
+        raise InputError(f"model.weights: pretrained weights are for torchvision:<name> and timm:<name> models, "
+                         f"not '{cfg.name}'", "load your own trained weights with model.checkpoint")
     return cfg.name.split(":", 1)[1]
 
 
@@ -62,6 +64,8 @@ def preprocess(cfg: ModelConfig) -> Preprocess | None:
     """The input size and statistics the weights were trained with (ImageNet's for a weights file)."""
     if not cfg.weights:
         return None
+    if cfg.name.startswith("timm:"):
+        return timm_weights.preprocess(_arch(cfg), cfg.weights, is_file(cfg.weights))
     if is_file(cfg.weights):
         _arch(cfg)
         check_file(Path(cfg.weights), "model.weights file")  # said before any data is loaded
@@ -101,7 +105,10 @@ def build(cfg: ModelConfig, num_classes: int | None) -> tuple[nn.Module, dict[st
     its architecture without the weights."""
     arch = _arch(cfg)
     kwargs = {k: v for k, v in cfg.kwargs.items() if k != "num_classes"}
-    if is_file(cfg.weights or ""):
+    is_timm = cfg.name.startswith("timm:")
+    if is_timm:
+        model = timm_weights.create(arch, cfg.weights or "DEFAULT", is_file(cfg.weights or ""), kwargs)
+    elif is_file(cfg.weights or ""):
         model = build_model(cfg.name, kwargs)
         state = read_checkpoint(Path(cfg.weights or ""), trust=False)
         load_state(model, state, str(cfg.weights))  # type: ignore[arg-type]
@@ -115,7 +122,7 @@ def build(cfg: ModelConfig, num_classes: int | None) -> tuple[nn.Module, dict[st
         except (RuntimeError, ValueError, TypeError) as exc:
             raise InputError(f"model.weights: cannot load {weights} into {arch}: {str(exc).splitlines()[0][:300]}",
                              f"check model.kwargs, or delete {cache_file(weights.url)} to fetch it again") from None
-    classes = head_size(model)
+    classes = int(getattr(model, "num_classes", 0)) if is_timm else head_size(model)
     if num_classes is not None and num_classes != classes:
         if cfg.head == "keep" and num_classes < classes:
             pass  # the data's labels are the first num_classes of the weights' classes
@@ -123,7 +130,10 @@ def build(cfg: ModelConfig, num_classes: int | None) -> tuple[nn.Module, dict[st
             raise InputError(f"model.head: keep: the data has {num_classes} classes and the weights' head {classes}",
                              "set model.head: replace (a new head, trained by the train stage)")
         else:
-            replace_head(model, num_classes)
+            if is_timm:
+                timm_weights.reset_head(model, num_classes)
+            else:
+                replace_head(model, num_classes)
             kwargs["num_classes"] = num_classes
     check_rebuilds(model, cfg.name, kwargs)
     return model, kwargs
