@@ -183,8 +183,10 @@ class RichProgress(ProgressSink):
 
     def update(self, advance: int, **metrics: float) -> None:
         if self._bar is not None:
-            text = (f"loss {metrics.get('loss', 0):.4f}  acc {metrics.get('acc', 0):.2f}%  "
-                    f"{metrics.get('samples_per_s', 0):,.0f} samples/s")
+            parts = [f"loss {metrics['loss']:.4f}" if "loss" in metrics else "",
+                     f"acc {metrics['acc']:.2f}%" if "acc" in metrics else "",
+                     f"{metrics['samples_per_s']:,.0f} samples/s" if "samples_per_s" in metrics else ""]
+            text = "  ".join(p for p in parts if p)
             self._bar.update(self._task, advance=advance, metrics=text)
 
     def stop(self) -> None:

@@ -1,6 +1,7 @@
 """Top-1 accuracy, loss and latency of a model."""
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -9,8 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from compress.data import Samples, iter_batches
+from compress.data import Samples, StreamSplit, iter_batches
 from compress.distributed import Dist
+from compress.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -23,18 +25,29 @@ class EvalResult:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: Samples, batch_size: int, device: torch.device,
-             dist: Dist | None = None) -> EvalResult:
+             dist: Dist | None = None, progress: Progress | None = None) -> EvalResult:
     """Top-1 accuracy (%) and mean cross-entropy of ``model`` on ``split`` (in a job: each rank a shard,
-    the counts summed, so every rank gets the same figures)."""
+    the counts summed, so every rank gets the same figures). ``progress`` hears of streamed evaluations
+    (the ones long enough to need it)."""
     model.eval()
     if dist is not None:
         split = split.part(dist.rank, dist.world)
-    loss_sum, correct = 0.0, 0
-    for x, y in iter_batches(split, batch_size):
-        logits = model(x.to(device)).float()
-        y = y.to(device)
-        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(1) == y).sum())
+    shown = progress if isinstance(split, StreamSplit) else None
+    if shown is not None:
+        shown.start("evaluate", math.ceil(len(split) / batch_size))
+    loss_sum, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+    try:
+        for x, y in iter_batches(split, batch_size):
+            logits = model(x.to(device)).float()
+            y = y.to(device)
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            if shown is not None:
+                shown.update(1, acc=100.0 * correct / seen, samples_per_s=seen / (time.perf_counter() - start))
+    finally:
+        if shown is not None:
+            shown.stop()
     n = len(split)
     if dist is not None:
         loss_sum, correct_sum, n_sum = dist.sum(loss_sum, correct, n)

@@ -46,7 +46,8 @@ def measure(state: PipelineState, label: str, cfg: EvaluateConfig | None = None,
     cfg = cfg or EvaluateConfig(latency_batch_size=state.latency[0], latency_repeats=state.latency[1])
     model, ctx = state.model, state.ctx
     runner, device = (state.runtime, torch.device("cpu")) if state.runtime is not None else (model, ctx.device)
-    res = evaluate(runner, state.data.split(cfg.split), state.eval_batch_size, device, state.ctx.dist)
+    res = evaluate(runner, state.data.split(cfg.split), state.eval_batch_size, device, state.ctx.dist,
+                   state.ctx.progress)
     params = sum(p.numel() for p in model.parameters())
     nonzero = count_nonzero(model.parameters())
     example = state.data.test.head(cfg.latency_batch_size).x

@@ -131,3 +131,33 @@ def test_searches_and_analyses_measure_on_calibration_samples(cnn_base, monkeypa
     ws = Workspace(data, RunContext(torch.device("cpu")))
     first = evaluate(model, data.test.first(100), 1000, torch.device("cpu")).accuracy
     assert ws.accuracy(model, "test") == first and seen == [100]  # a search's check: the first 100 test images
+
+
+def test_streamed_evaluations_report_progress_and_in_memory_ones_stay_quiet(cnn_base):
+    import compress
+    from compress.evaluate import evaluate
+    from compress.progress import Progress
+
+    class Record(Progress):
+        def __init__(self) -> None:
+            self.calls: list[tuple] = []
+
+        def start(self, label, total):
+            self.calls.append(("start", label, total))
+
+        def update(self, advance, **metrics):
+            self.calls.append(("update", advance, sorted(metrics)))
+
+        def stop(self):
+            self.calls.append(("stop",))
+
+    model, cpu = compress.load(cnn_base), torch.device("cpu")
+    streamed = load_dataset(DataConfig(name="digits", in_memory=False, workers=0))
+    seen = Record()
+    res = evaluate(model, streamed.test, 100, cpu, progress=seen)
+    assert seen.calls[0] == ("start", "evaluate", 4) and seen.calls[-1] == ("stop",)  # 360 images, batches of 100
+    assert [c for c in seen.calls if c[0] == "update"] == [("update", 1, ["acc", "samples_per_s"])] * 4
+    assert res.samples == 360
+    quiet = Record()
+    evaluate(model, load_dataset(DataConfig(name="digits")).test, 100, cpu, progress=quiet)
+    assert quiet.calls == []
