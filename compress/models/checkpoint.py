@@ -190,3 +190,5 @@ def _fix_attributes(module: nn.Module) -> None:
         module.out_features, module.in_features = module.weight.shape
     elif isinstance(module, nn.modules.batchnorm._NormBase):
         module.num_features = (module.weight if module.weight is not None else module.running_mean).shape[0]
+    elif isinstance(module, nn.LayerNorm) and module.weight is not None:
+        module.normalized_shape = tuple(module.weight.shape)  # its forward normalizes over this shape

@@ -83,22 +83,36 @@ def output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
     return roots[-1:]
 
 
-def check_supported(model: nn.Module, skip: list[str]) -> None:
-    """Reject modules holding parameters the dependency graph cannot slice, naming them."""
+def channel_vector_dim(param: torch.Tensor) -> int | None:
+    """The channel dimension of a per-channel parameter held outside a layer (a ConvNeXt block's
+    ``layer_scale``, C×1×1): the one dimension larger than 1, else None."""
+    big = [d for d, size in enumerate(param.shape) if size > 1]
+    return big[0] if len(big) == 1 else None
+
+
+def unwrapped_parameters(model: nn.Module, skip: list[str]) -> list[tuple[nn.Parameter, int]]:
+    """Parameters held by modules the dependency graph does not know, each with its channel dimension;
+    modules holding any other kind of parameter are refused, named."""
+    found = []
     for name, module in model.named_modules():
-        own = [n for n, p in module.named_parameters(recurse=False) if p is not None]
-        if own and not isinstance(module, _KNOWN) and not matches(name, skip):
+        if isinstance(module, _KNOWN) or matches(name, skip):
+            continue
+        own = [(n, p) for n, p in module.named_parameters(recurse=False) if p is not None]
+        odd = [n for n, p in own if channel_vector_dim(p) is None]
+        if odd:
             raise UnsupportedError(
                 f"channel pruning cannot handle module '{name}' ({type(module).__name__}): it holds parameters "
-                f"({', '.join(own)}) whose channels torch-pruning cannot slice safely",
+                f"({', '.join(odd)}) whose channels torch-pruning cannot slice safely",
                 f"skip it and the layer feeding it (prune.skip: ['{name}', …]) or use granularity: unstructured")
+        found += [(p, dim) for _, p in own if (dim := channel_vector_dim(p)) is not None]
+    return found
 
 
 def build_pruner(model: nn.Module, cfg: ChannelPrune, example: torch.Tensor, ctx: RunContext, steps: int,
                  ratios: dict[nn.Module, float]) -> Any:
     """A torch-pruning pruner removing ``ratios`` of each group root's channels over ``steps`` cycles."""
     tp = _tp()
-    check_supported(model, cfg.skip)
+    unwrapped = unwrapped_parameters(model, cfg.skip)
     ignored = [m for n, m in model.named_modules() if n and matches(n, cfg.skip)] + output_layers(model, example)
     roots = [m for n, m in model.named_modules() if isinstance(m, WEIGHTED) and m not in ignored]
     if not roots:
@@ -110,6 +124,7 @@ def build_pruner(model: nn.Module, cfg: ChannelPrune, example: torch.Tensor, ctx
             return tp.pruner.BasePruner(
                 model, example, importance=importance.get(cfg.method).channels(ctx), global_pruning=False,
                 pruning_ratio=0.0, pruning_ratio_dict=ratios or None, ignored_layers=ignored,
+                unwrapped_parameters=unwrapped or None,
                 iterative_steps=steps, iterative_pruning_ratio_scheduler=_cubic_steps)
     except Exception as exc:  # the graph tracer raises plain errors on ops it cannot follow
         raise UnsupportedError(f"channel pruning could not trace the model: {type(exc).__name__}: {exc}",
