@@ -62,7 +62,7 @@ def test_missing_weights_offline_name_the_path_and_the_source(tmp_path, monkeypa
 def test_unknown_weights_and_non_torchvision_models_are_refused():
     with pytest.raises(InputError, match="has no weights 'IMAGENET9K'.*"):
         pretrained.preprocess(ModelConfig(name="torchvision:resnet18", weights="IMAGENET9K"))
-    with pytest.raises(InputError, match="are for torchvision:<name> models"):
+    with pytest.raises(InputError, match="are for torchvision:<name> and timm:<name> models"):
         pretrained.preprocess(ModelConfig(name="mnist-cnn", weights="DEFAULT"))
 
 

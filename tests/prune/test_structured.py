@@ -56,30 +56,30 @@ def test_layer_rates_and_skip_apply_to_channels():
     assert [model[0].out_channels, model[3].out_channels, model[7].out_features] == [32, 16, 50]
 
 
-class Scaled(nn.Module):
-    """A learned per-channel scale: a parameter torch-pruning does not know how to slice."""
+class Positional(nn.Module):
+    """A learned per-position bias (C×H×W, like a position embedding): not one channel axis to slice."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.scale = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(1, channels, 26, 26))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale
+        return x + self.bias
 
 
 def test_unsupported_op_is_named_with_a_way_out():
-    model = nn.Sequential(nn.Conv2d(1, 8, 3), Scaled(8), nn.Flatten(), nn.Linear(8 * 26 * 26, 10))
-    with pytest.raises(UnsupportedError, match=r"module '1' \(Scaled\).*") as info:
+    model = nn.Sequential(nn.Conv2d(1, 8, 3), Positional(8), nn.Flatten(), nn.Linear(8 * 26 * 26, 10))
+    with pytest.raises(UnsupportedError, match=r"module '1' \(Positional\).*") as info:
         _prune(model, (1, 28, 28), rate=50)
     assert "prune.skip" in info.value.hint and "unstructured" in info.value.hint
 
 
-def scaled_model(num_classes: int = 10) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, 8, 3), Scaled(8), nn.Flatten(), nn.Linear(8 * 26 * 26, num_classes))
+def positional_model(num_classes: int = 10) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 8, 3), Positional(8), nn.Flatten(), nn.Linear(8 * 26 * 26, num_classes))
 
 
 def test_a_model_channel_pruning_cannot_cut_is_refused_before_training(tmp_path):
-    raw = tiny_recipe(tmp_path, model={"name": "tests.prune.test_structured:scaled_model"},
+    raw = tiny_recipe(tmp_path, model={"name": "tests.prune.test_structured:positional_model"},
                       pipeline=[{"train": {"epochs": 1}}, {"prune": {"rate": 50, "granularity": "channel"}}])
     stages: list[str] = []
 
@@ -87,7 +87,7 @@ def test_a_model_channel_pruning_cannot_cut_is_refused_before_training(tmp_path)
         def note(self, message: str) -> None:
             stages.append(message)
 
-    with pytest.raises(UnsupportedError, match=r"module '1' \(Scaled\)"):
+    with pytest.raises(UnsupportedError, match=r"module '1' \(Positional\)"):
         compress.run(compress.load_recipe(raw), progress=Notes())
     assert not any(n.startswith("stage ") for n in stages)
 
