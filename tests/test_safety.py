@@ -89,16 +89,21 @@ def test_sigkill_during_a_write_never_leaves_a_partial_file_and_the_next_run_cle
 
 def test_a_forked_child_that_outlives_the_run_does_not_hold_its_folder(tmp_path):
     lock = FolderLock(tmp_path / "out").acquire()
+    ready, say = os.pipe()
     child = os.fork()
     if child == 0:  # a DataLoader worker, say, still alive after its run ended
+        os.write(say, b"1")  # the fork's callbacks have run by now
         time.sleep(3)
         os._exit(0)
     try:
+        os.read(ready, 1)
         lock.release()
         with FolderLock(tmp_path / "out"):  # a new run, while the child lives
             pass
     finally:
         os.waitpid(child, 0)
+        os.close(ready)
+        os.close(say)
 
 
 @pytest.mark.slow
