@@ -64,11 +64,14 @@ def preprocess(cfg: ModelConfig) -> Preprocess | None:
     """The input size and statistics the weights were trained with (ImageNet's for a weights file)."""
     if not cfg.weights:
         return None
+    # with a checkpoint the weights only name the preprocessing: their file need not be there any more
+    check = is_file(cfg.weights) and not cfg.checkpoint
     if cfg.name.startswith("timm:"):
-        return timm_weights.preprocess(_arch(cfg), cfg.weights, is_file(cfg.weights))
+        return timm_weights.preprocess(_arch(cfg), cfg.weights, is_file(cfg.weights), check)
     if is_file(cfg.weights):
         _arch(cfg)
-        check_file(Path(cfg.weights), "model.weights file")  # said before any data is loaded
+        if check:
+            check_file(Path(cfg.weights), "model.weights file")  # said before any data is loaded
         return Preprocess("imagenet", 224, 256, IMAGENET_MEAN, IMAGENET_STD)
     t = weights_enum(cfg).transforms()
     return Preprocess("imagenet", int(t.crop_size[0]), int(t.resize_size[0]), tuple(t.mean), tuple(t.std))

@@ -38,9 +38,10 @@ def pretrained_cfg(arch: str, weights: str | None, from_file: bool) -> Any:
     return cfg
 
 
-def preprocess(arch: str, weights: str | None, from_file: bool) -> Preprocess:
-    """The input size and statistics the weights were trained with (timm's pretrained config)."""
-    if from_file:
+def preprocess(arch: str, weights: str | None, from_file: bool, check: bool = True) -> Preprocess:
+    """The input size and statistics the weights were trained with (timm's pretrained config); ``check``:
+    a weights file must exist (not when only the preprocessing is wanted)."""
+    if from_file and check:
         check_file(Path(weights or ""), "model.weights file")
     cfg = pretrained_cfg(arch, weights, from_file)
     crop = int(cfg.input_size[-1])

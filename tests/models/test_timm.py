@@ -66,3 +66,12 @@ def test_a_timm_run_reloads_exactly_from_plain_kwargs(weights_file, tmp_path):
     assert res.report.rows[0].stage == "pretrained" and res.state.data.input_shape == (3, 160, 160)
     x = res.state.data.test.head(4).x
     assert torch.equal(compress.load(res.output)(x), res.model.cpu().eval()(x))
+
+
+def test_with_a_checkpoint_a_weights_file_only_names_the_preprocessing(tmp_path):
+    gone = str(tmp_path / "moved-away.pth")
+    with pytest.raises(Exception, match="does not exist"):
+        pretrained.preprocess(ModelConfig(name=f"timm:{ARCH}", weights=gone))
+    p = pretrained.preprocess(ModelConfig(name=f"timm:{ARCH}", weights=gone, checkpoint="model.mzip"))
+    assert p.crop == 160
+    assert pretrained.preprocess(ModelConfig(name="torchvision:resnet18", weights=gone, checkpoint="m.mzip")).crop == 224
