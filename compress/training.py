@@ -205,8 +205,16 @@ class _Stepper:
         return loss, logits
 
 
-def _batches(data: Dataset, cfg: TrainConfig, ctx: RunContext,
-             gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
+def _channels_last(model: nn.Module, cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether this training runs in channels-last format: asked for, or on CUDA for a model with 2-D
+    convolutions (tensor cores read NHWC without transposes)."""
+    if cfg.channels_last == "auto":
+        return device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+    return bool(cfg.channels_last)
+
+
+def _batches(data: Dataset, cfg: TrainConfig, ctx: RunContext, gen: torch.Generator,
+             nhwc: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
     """One epoch of shuffled batches on the device, with the weight of this rank's share in a job (so the
     all-reduced mean of the weighted losses is the global batch's mean)."""
     part = (ctx.dist.rank, ctx.dist.world) if ctx.dist is not None else None
@@ -216,7 +224,10 @@ def _batches(data: Dataset, cfg: TrainConfig, ctx: RunContext,
         if part is not None:
             size = min(cfg.batch_size, len(data.train) - i * cfg.batch_size)
             weight = len(y) * part[1] / size if len(y) < size else 1.0
-        yield x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True), weight
+        x = x.to(ctx.device, non_blocking=True)
+        if nhwc and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        yield x, y.to(ctx.device, non_blocking=True), weight
 
 
 def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
@@ -227,7 +238,10 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
         raise InputError("finetune.distill needs the uncompressed model as teacher, and there is none here",
                          "use distill in a finetune that follows a prune or quantize stage")
     amp = _Precision(cfg.precision, ctx.device)
+    nhwc = _channels_last(model, cfg, ctx.device)
     model.to(ctx.device).train()
+    if nhwc:
+        model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
     total, step, gen = total_steps(cfg, steps_per_epoch), 0, ctx.generator(offset=1)
@@ -239,7 +253,7 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
     meter = _Meter(ctx, label)
     done = False
     for _ in range(cfg.epochs):
-        for x, y, weight in _batches(data, cfg, ctx, gen):
+        for x, y, weight in _batches(data, cfg, ctx, gen, nhwc):
             step += 1
             loss, logits = stepper(x, y, weight, step)
             meter.add(loss, logits, y)
@@ -252,6 +266,8 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
             break
     meter.report(step, 0)  # a search hook may stop mid-window: its loss is checked too
     seconds = time.perf_counter() - meter.start
+    if nhwc:  # masks, encodings and exports expect the usual layout
+        model.to(memory_format=torch.contiguous_format)
     for hook in hooks:
         hook.on_end(model)
     ctx.progress.stop()

@@ -123,3 +123,20 @@ def test_bf16_autocast_trains_and_fp16_on_the_cpu_is_refused():
     assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast: the weights stay fp32
     with pytest.raises(InputError, match="train.precision: fp16 needs a CUDA device"):
         fit(model, data, TrainConfig(precision="fp16"), RunContext(torch.device("cpu"), 0))
+
+
+def test_channels_last_training_keeps_masks_and_grids_and_ends_in_the_usual_layout(tmp_path, cnn_base):
+    import compress
+    from tests.conftest import from_checkpoint
+
+    for quantize in ({"bits": 4, "method": "kmeans"}, {"bits": 4}):
+        raw = from_checkpoint(tmp_path / quantize.get("method", "linear"), cnn_base, {"prune": {"rate": 60}},
+                              {"quantize": quantize}, {"finetune": {"epochs": 1, "channels_last": True}})
+        res = compress.run(compress.load_recipe(raw))
+        rows = {r.stage: r for r in res.report.rows}
+        assert rows["finetune"].nonzero <= rows["prune"].nonzero  # pruned weights stayed zero
+        weight = res.model[3].weight  # the second convolution
+        levels = max(len(torch.unique(channel)) for channel in weight)  # linear grids are per output channel
+        assert weight.is_contiguous() and levels <= 17  # 4-bit codes (+ the pruned zeros)
+        x = res.state.data.test.head(8).x
+        assert torch.equal(compress.load(res.output)(x), res.model.cpu().eval()(x))

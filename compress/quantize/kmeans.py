@@ -58,6 +58,19 @@ def assign(values: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     return torch.bucketize(values, mids)
 
 
+def _scatter(target: torch.Tensor, pos: torch.Tensor, values: torch.Tensor) -> None:
+    """``target`` ← zeros with ``values`` at the row-major flat positions ``pos``, in place, whatever its
+    memory layout (a channels-last weight has no flat view)."""
+    if target.is_contiguous():
+        flat = target.view(-1)
+        flat.zero_()
+        flat[pos] = values.to(flat.dtype)
+        return
+    flat = torch.zeros(target.numel(), dtype=target.dtype, device=target.device)
+    flat[pos] = values.to(flat.dtype)
+    target.copy_(flat.view(target.shape))
+
+
 class SharedWeights:
     """One layer's weights tied to a codebook. Pruned weights (0) stay 0 and cost nothing: all
     per-step work touches only the kept positions, which matters at 95 %+ sparsity."""
@@ -77,9 +90,7 @@ class SharedWeights:
     @torch.no_grad()
     def tie(self) -> None:
         """Write every kept weight as its centroid, every pruned one as 0."""
-        flat = self.param.view(-1)
-        flat.zero_()
-        flat[self.pos] = self.centroids[self.codes].to(flat.dtype)
+        _scatter(self.param, self.pos, self.centroids[self.codes])
 
     @torch.no_grad()
     def group_gradients(self) -> None:
@@ -87,10 +98,8 @@ class SharedWeights:
         g = self.param.grad
         if g is None:
             return
-        flat = g.view(-1)
-        mean = self._cluster_means(flat[self.pos])
-        flat.zero_()
-        flat[self.pos] = mean[self.codes].to(flat.dtype)
+        mean = self._cluster_means(g.reshape(-1)[self.pos])
+        _scatter(g, self.pos, mean[self.codes])
 
     @torch.no_grad()
     def update_centroids(self) -> None:

@@ -95,6 +95,8 @@ class TrainConfig(Schema):
     max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps (large data)")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="autocast dtype of forward passes "
                                                         "(fp16: CUDA only, with a gradient scaler)")
+    channels_last: Literal["auto"] | bool = Field("auto", description="train convnets in channels-last memory "
+                                                  "format (auto: on CUDA); weights return to the usual layout after")
     batch_size: int = Field(128, gt=0, le=1 << 20)
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0, le=1e3)
