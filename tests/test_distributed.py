@@ -27,10 +27,12 @@ with open(os.path.join(sys.argv[2], "rank" + os.environ["RANK"] + ".sha"), "w") 
 """
 
 
-def _recipe(tmp_path: Path) -> Path:
+def _recipe(tmp_path: Path, streamed: bool = False) -> Path:
     raw = tiny_recipe(tmp_path, model={"name": "lenet-300-100"},
                       pipeline=[{"train": {"epochs": 2, "batch_size": 64, "optimizer": "adamw", "lr": 0.002}},
                                 {"prune": {"rate": 80}}, {"finetune": {"epochs": 1, "batch_size": 64}}, "evaluate"])
+    if streamed:  # each rank decodes only its share of every batch
+        raw["data"] = {"name": "digits", "in_memory": False, "workers": 0}
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -41,8 +43,9 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_two_ranks_hold_identical_weights_and_match_one_process(tmp_path):
-    recipe = _recipe(tmp_path)
+@pytest.mark.parametrize("streamed", [False, True], ids=["in-memory", "streamed"])
+def test_two_ranks_hold_identical_weights_and_match_one_process(tmp_path, streamed):
+    recipe = _recipe(tmp_path, streamed)
     (tmp_path / "script.py").write_text(SCRIPT)
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            str(tmp_path / "script.py"), str(recipe), str(tmp_path)], env=_env(), cwd=tmp_path,
