@@ -9,7 +9,7 @@ import torch
 from compress.data import transforms as tf
 from compress.data.base import Dataset, Samples, Split
 from compress.data.sources import DATASETS, Source
-from compress.data.stream import StreamSplit
+from compress.data.stream import StreamSplit, unreadable
 from compress.errors import DataError
 from compress.recipe.base import DataConfig
 
@@ -51,8 +51,7 @@ def _first_shape(source: Source, prep: tf.Preprocess) -> tuple[int, ...]:
         image, _ = source.items[0]
         return tuple(tf.eval_transform(prep, normalize=False)(image).shape)
     except Exception as exc:  # noqa: BLE001 - any decoding failure of the first image is reported with its name
-        raise DataError(f"cannot read {source.describe(0)} ({type(exc).__name__}: {exc})",
-                        "remove or replace the file") from None
+        raise unreadable(source.describe(0), exc) from None
 
 
 def _stream(source: Source, transform: tf.Transform, shape: tuple[int, ...], workers: int,

@@ -114,9 +114,16 @@ class StreamSplit(Samples):
         try:
             image, _ = self.items[index]
             x = transform(image)
-            reason = f"decoded to {tuple(x.shape)}, not {self.shape}"
+            reason: str | BaseException = f"decoded to {tuple(x.shape)}, not {self.shape}"
         except Exception as exc:  # noqa: BLE001 - its message is the reason we report
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-        return DataError(f"cannot read {self.describe(index)} ({reason})",
-                         "remove or replace the file: every sample must be readable, and skipping one "
-                         "would change what the model is trained and judged on")
+            reason = exc
+        return unreadable(self.describe(index), reason)
+
+
+def unreadable(what: str, reason: str | BaseException) -> DataError:
+    """The one error for a sample that cannot be decoded (``reason``: a text, or what decoding raised)."""
+    if isinstance(reason, BaseException):
+        reason = f"{type(reason).__name__}: {str(reason).splitlines()[0][:200] if str(reason) else ''}"
+    return DataError(f"cannot read {what} ({reason})",
+                     "remove or replace the file: every sample must be readable, and skipping one "
+                     "would change what the model is trained and judged on")

@@ -26,18 +26,13 @@ def torchvision_names() -> list[str]:
     return list(tvm.list_models())
 
 
-def timm_names() -> list[str]:
+def _timm() -> Any:
+    """The timm package, or ``ValueError`` saying how to install it."""
     try:
         import timm
     except ImportError:
         raise ValueError("timm models need the timm extra: pip install 'modelzip[timm]'") from None
-    return list(timm.list_models())
-
-
-def _timm_known(arch: str) -> bool:
-    import timm
-
-    return bool(timm.is_model(arch))
+    return timm
 
 
 def check_model_name(name: str) -> None:
@@ -45,10 +40,9 @@ def check_model_name(name: str) -> None:
     if name in MODELS:
         return
     if name.startswith("timm:"):
-        arch = name.split(":", 1)[1]
-        names = timm_names()
-        if not _timm_known(arch):
-            raise ValueError(f"unknown timm model '{arch}'{did_you_mean(arch, names)}")
+        arch, timm = name.split(":", 1)[1], _timm()
+        if not timm.is_model(arch):  # the full list only for the suggestion
+            raise ValueError(f"unknown timm model '{arch}'{did_you_mean(arch, list(timm.list_models()))}")
         return
     if name.startswith("torchvision:"):
         arch = name.split(":", 1)[1]
@@ -77,14 +71,14 @@ def untrusted_reason(name: str, kwargs: dict[str, Any]) -> str | None:
                 return f"it names '{name}', which is not a torchvision architecture"
         if name.startswith("timm:"):
             try:
-                timm_names()
+                timm = _timm()
             except ValueError as exc:
                 return str(exc)
-            if not _timm_known(name.split(":", 1)[1]):
+            if not timm.is_model(name.split(":", 1)[1]):
                 return f"it names '{name}', which is not a timm architecture"
         fetch = [k for k in kwargs if k in _DOWNLOADING_KWARGS and kwargs[k] not in (None, False)]
         if fetch:
-            return f"its kwargs ask for {', '.join(fetch)}, which torchvision downloads"
+            return f"its kwargs ask for {', '.join(fetch)}, which are downloaded or read from files"
         odd = [k for k, v in kwargs.items() if not _plain(v)]
         if odd:
             return f"its kwargs {', '.join(odd)} are not plain numbers or strings"

@@ -97,14 +97,14 @@ def unwrapped_parameters(model: nn.Module, skip: list[str]) -> list[tuple[nn.Par
     for name, module in model.named_modules():
         if isinstance(module, _KNOWN) or matches(name, skip):
             continue
-        own = [(n, p) for n, p in module.named_parameters(recurse=False) if p is not None]
-        odd = [n for n, p in own if channel_vector_dim(p) is None]
+        own = [(n, p, channel_vector_dim(p)) for n, p in module.named_parameters(recurse=False) if p is not None]
+        odd = [n for n, _, dim in own if dim is None]
         if odd:
             raise UnsupportedError(
                 f"channel pruning cannot handle module '{name}' ({type(module).__name__}): it holds parameters "
                 f"({', '.join(odd)}) whose channels torch-pruning cannot slice safely",
                 f"skip it and the layer feeding it (prune.skip: ['{name}', …]) or use granularity: unstructured")
-        found += [(p, dim) for _, p in own if (dim := channel_vector_dim(p)) is not None]
+        found += [(p, dim) for _, p, dim in own if dim is not None]
     return found
 
 
