@@ -4,7 +4,8 @@ speed target — on real MNIST, same baseline and fine-tuning budget, one proces
 For each model: train once; (a) a fixed-rate channel run (50 % per layer + fine-tune) for the cost
 reference; (b) ``--max-drop`` search (sensitivity allocation, objective latency); (c) uniform channel
 pruning at the MACs (b) reached, same fine-tuning; latency at batch 256 of dense, (b) and (c)
-measured in interleaved rounds. For mnist-cnn also ``--target-speedup 2``.
+measured in interleaved rounds. For mnist-cnn also ``--target-speedup 2``. Every run holds out 10 % of the
+training images and decides (budget checks, trace, Δ) on them; the test split is measured once per model here.
 
     python benchmarks/channel_search.py --root ../shared/datasets [--models mnist-cnn resnet20] [--max-drop 0.3]
 """
@@ -22,7 +23,7 @@ import torch
 
 import compress
 from common import mnist_recipe
-from compress.evaluate import measure_latency
+from compress.evaluate import evaluate, measure_latency
 from compress.layers import count_macs
 from compress.method import Workspace
 from compress.prune import structured
@@ -31,6 +32,8 @@ from compress.recipe import ChannelPrune
 TRAIN = {"mnist-cnn": {"epochs": 3, "batch_size": 64, "optimizer": "adamw", "lr": 0.002, "weight_decay": 1e-4},
          "resnet20": {"epochs": 1, "batch_size": 128, "optimizer": "adamw", "lr": 0.003, "weight_decay": 1e-4}}
 FINETUNE = {"epochs": 2, "batch_size": 128, "optimizer": "adamw", "lr": 5e-4}
+VAL = 0.1  # share of the training images held out: searches decide there, the test split is measured once
+ON_VAL = {"evaluate": {"split": "val"}}
 CPU = torch.device("cpu")
 
 
@@ -64,33 +67,46 @@ def latencies(models: dict[str, torch.nn.Module], x: torch.Tensor, rounds: int =
     return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
+def recipe(model: str, root: str, out: Path, stages: list[Any], checkpoint: Path | None = None,
+           max_drop: float | None = None) -> Any:
+    """A run measured on the validation split throughout (an evaluate stage before the first compression
+    makes the budget's baseline a validation figure)."""
+    pipeline = [ON_VAL, *stages, ON_VAL] if checkpoint is not None else [*stages, ON_VAL]
+    return mnist_recipe(model, root, out, pipeline, checkpoint, max_drop, val_fraction=VAL)
+
+
+def test_top1(res: Any) -> float:
+    """Top-1 % on the test split, measured here once per model (no run decided anything on it)."""
+    return evaluate(res.model.cpu().eval(), res.state.data.test, 1000, CPU).accuracy
+
+
 def compare(model: str, root: str, work: Path, max_drop: float) -> None:
-    base = compress.run(mnist_recipe(model, root, work / f"{model}-base", [{"train": TRAIN[model]}, "evaluate"]))
-    acc0 = base.report.final.accuracy
-    print(f"\n[{model}] baseline {acc0:.2f} %, MACs {base.report.final.macs:,}", flush=True)
-    fixed, t_fixed = timed(mnist_recipe(model, root, work / f"{model}-fixed", [
-        {"prune": {"granularity": "channel", "rate": 50, "scope": "layer"}}, {"finetune": FINETUNE}, "evaluate"],
-        base.output))
-    search, t_search = timed(mnist_recipe(model, root, work / f"{model}-search", [
-        {"prune": {"granularity": "channel", "objective": "latency", "finetune": FINETUNE}}, "evaluate"],
-        base.output, max_drop=max_drop))
+    base = compress.run(recipe(model, root, work / f"{model}-base", [{"train": TRAIN[model]}]))
+    acc0 = test_top1(base)
+    print(f"\n[{model}] baseline {acc0:.2f} % test ({base.report.final.accuracy:.2f} % val), "
+          f"MACs {base.report.final.macs:,}", flush=True)
+    fixed, t_fixed = timed(recipe(model, root, work / f"{model}-fixed", [
+        {"prune": {"granularity": "channel", "rate": 50, "scope": "layer"}}, {"finetune": FINETUNE}], base.output))
+    search, t_search = timed(recipe(model, root, work / f"{model}-search", [
+        {"prune": {"granularity": "channel", "objective": "latency", "finetune": FINETUNE}}], base.output,
+        max_drop=max_drop))
     for i, t in enumerate(search.report.search, 1):
         print(f"  {i:>2} {t.phase:<6} channels removed {t.rate:5.1f} %  acc {t.accuracy or 0:6.2f} %  "
               f"{'in' if t.met else 'out'}  {t.seconds:.1f} s")
     rate = uniform_rate_for(base, search.report.final.macs)
-    uniform, t_uniform = timed(mnist_recipe(model, root, work / f"{model}-uniform", [
-        {"prune": {"granularity": "channel", "rate": rate, "scope": "layer"}}, {"finetune": FINETUNE}, "evaluate"],
-        base.output))
+    uniform, t_uniform = timed(recipe(model, root, work / f"{model}-uniform", [
+        {"prune": {"granularity": "channel", "rate": rate, "scope": "layer"}}, {"finetune": FINETUNE}], base.output))
     lat = latencies({"dense": base.model, "search": search.model, "uniform": uniform.model},
                     base.state.data.test.head(256).x)
-    print(f"  {'variant':<36} {'top-1 %':>8} {'Δ pp':>7} {'MACs':>12} {'batch 256':>11} {'speed-up':>9} {'wall':>7}")
+    print(f"  {'variant':<36} {'test %':>8} {'Δ pp':>7} {'MACs':>12} {'batch 256':>11} {'speed-up':>9} {'wall':>7}")
     rows = [("dense", base, 0.0, "dense"), ("fixed 50 % per layer (cost reference)", fixed, t_fixed, None),
             (f"search --max-drop {max_drop}", search, t_search, "search"),
             (f"uniform {rate:.1f} % at the search's MACs", uniform, t_uniform, "uniform")]
     for name, res, seconds, key in rows:
         ms = f"{lat[key]:8.1f} ms" if key else " " * 11
         up = f"{lat['dense'] / lat[key]:8.2f}×" if key else " " * 9
-        print(f"  {name:<36} {res.report.final.accuracy:8.2f} {res.report.final.accuracy - acc0:+7.2f} "
+        acc = test_top1(res)
+        print(f"  {name:<36} {acc:8.2f} {acc - acc0:+7.2f} "
               f"{res.report.final.macs:>12,} {ms} {up} {seconds:6.0f} s")
     print(f"  search cost: {t_search / t_fixed:.2f}× one fixed-rate channel run; constraint met: "
           f"{search.report.constraint.met}", flush=True)
@@ -99,12 +115,13 @@ def compare(model: str, root: str, work: Path, max_drop: float) -> None:
 
 
 def target(base: Any, root: str, work: Path, acc0: float) -> None:
-    fast, t_fast = timed(mnist_recipe("mnist-cnn", root, work / "cnn-target", [
-        {"prune": {"granularity": "channel", "target_speedup": 2.0, "objective": "latency", "finetune": FINETUNE}},
-        "evaluate"], base.output))
+    fast, t_fast = timed(recipe("mnist-cnn", root, work / "cnn-target", [
+        {"prune": {"granularity": "channel", "target_speedup": 2.0, "objective": "latency", "finetune": FINETUNE}}],
+        base.output))
     lat = latencies({"dense": base.model, "target": fast.model}, base.state.data.test.head(256).x)
     c = fast.report.constraint
-    print(f"  --target-speedup 2: {fast.report.final.accuracy:.2f} % ({fast.report.final.accuracy - acc0:+.2f} pp), "
+    acc = test_top1(fast)
+    print(f"  --target-speedup 2: test {acc:.2f} % ({acc - acc0:+.2f} pp), "
           f"MACs {fast.report.final.macs:,}, batch 256 {lat['dense']:.1f} → {lat['target']:.1f} ms = "
           f"{lat['dense'] / lat['target']:.2f}× (interleaved medians; the run's own rows: {c.speedup:.2f}×), "
           f"{t_fast:.0f} s", flush=True)

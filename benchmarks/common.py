@@ -12,10 +12,12 @@ from compress.evaluate import measure_latency
 
 
 def mnist_recipe(model: str, root: str, out: Path, pipeline: list[Any], checkpoint: Path | None = None,
-                 max_drop: float | None = None) -> Any:
-    """A CPU recipe on real MNIST under ``root``, optionally starting from ``checkpoint``, with a budget."""
+                 max_drop: float | None = None, val_fraction: float = 0.0) -> Any:
+    """A CPU recipe on real MNIST under ``root``, optionally starting from ``checkpoint``, with a budget
+    (and ``val_fraction`` of the training images held out as the validation split)."""
     return compress.load_recipe({"model": {"name": model, "checkpoint": str(checkpoint) if checkpoint else None},
-                                 "data": {"name": "mnist", "root": root}, "pipeline": pipeline,
+                                 "data": {"name": "mnist", "root": root, "val_fraction": val_fraction},
+                                 "pipeline": pipeline,
                                  "device": "cpu", "seed": 0, "output": str(out),
                                  "constraints": {"max_accuracy_drop": max_drop}})
 
