@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from compress.errors import CheckpointError
 
@@ -160,35 +160,3 @@ def load_state(model: nn.Module, state: StateDict, source: str) -> None:
         model.load_state_dict(state)
     except (RuntimeError, ValueError, TypeError) as exc:  # e.g. module versions a loader does not know
         raise CheckpointError(f"{source}: the model refuses these tensors ({str(exc).splitlines()[0][:200]})") from None
-
-
-def fit_to_shapes(model: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
-    """Resize layers in place so that parameter shapes match ``shapes`` (structurally pruned nets)."""
-    for mod_name, module in model.named_modules():
-        changed = False
-        for kind in ("_parameters", "_buffers"):
-            table = getattr(module, kind)
-            for name, tensor in list(table.items()):
-                key = f"{mod_name}.{name}" if mod_name else name
-                if tensor is None or key not in shapes or tuple(tensor.shape) == tuple(shapes[key]):
-                    continue
-                new = torch.empty(shapes[key], dtype=tensor.dtype)
-                table[name] = nn.Parameter(new, requires_grad=tensor.requires_grad) if kind == "_parameters" else new
-                changed = True
-        if changed:
-            _fix_attributes(module)
-
-
-def _fix_attributes(module: nn.Module) -> None:
-    if isinstance(module, nn.modules.conv._ConvNd):
-        old_out = module.out_channels
-        module.out_channels = module.weight.shape[0]
-        if module.groups > 1 and module.groups == old_out:
-            module.groups = module.out_channels
-        module.in_channels = module.weight.shape[1] * module.groups
-    elif isinstance(module, nn.Linear):
-        module.out_features, module.in_features = module.weight.shape
-    elif isinstance(module, nn.modules.batchnorm._NormBase):
-        module.num_features = (module.weight if module.weight is not None else module.running_mean).shape[0]
-    elif isinstance(module, nn.LayerNorm) and module.weight is not None:
-        module.normalized_shape = tuple(module.weight.shape)  # its forward normalizes over this shape

@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from compress import artifact
 from compress.artifact import LinearGrid, ModelSpec
 from compress.errors import ArtifactError, CheckpointError, InputError
 from compress.models import pretrained
 from compress.models.build import build_model, resolve_kwargs, untrusted_reason
-from compress.models.checkpoint import StateDict, check_file, fit_to_shapes, load_state, read_checkpoint
+from compress.models.checkpoint import StateDict, check_file, load_state, read_checkpoint
+from compress.models.resize import fit_to_shapes
 from compress.recipe.base import ModelConfig
 
 Source = Literal["init", "pretrained", "checkpoint", "artifact"]

@@ -1,7 +1,7 @@
 """Channel pruning: the handler of :class:`ChannelPrune` (a rate, or a search without one)."""
 from __future__ import annotations
 
-import torch.nn as nn
+from torch import nn
 
 from compress.errors import InputError, UnsupportedError
 from compress.method import Outcome, Workspace
@@ -18,6 +18,7 @@ def prune_channels(model: nn.Module, cfg: ChannelPrune, ws: Workspace) -> Outcom
                                "masks/grids", "put the channel prune stage first (and start from a dense model)")
     example = ws.data.test.head(1).x.to(ws.run.device)
     before = sum(p.numel() for p in model.parameters())
+    kept = structured.kept_note(model, cfg, example)
     if cfg.rate is None:
         if ws.budget is None and cfg.target_speedup is None:
             raise InputError(f"prune: {cfg.needs_amount()}")
@@ -29,6 +30,8 @@ def prune_channels(model: nn.Module, cfg: ChannelPrune, ws: Workspace) -> Outcom
         structured.prune_counts(model, cfg, ws, example, {p.name: p.remove for p in plans}, cycles, finetune)
         out = Outcome(notes=[channel_plan.describe(plans)])
     after = sum(p.numel() for p in model.parameters())
+    if kept:
+        out.notes.insert(0, kept)
     out.notes.insert(0, f"channel pruning removed {100 * (1 - after / before):.1f}% of parameters "
                         f"({before:,} → {after:,})")
     if after == before and cfg.rate:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from compress.analysis.allocation import monotone
 from compress.analysis.sensitivity import calibration_split
@@ -39,8 +39,8 @@ Pruner = Callable[[nn.Module, dict[str, int]], None]  # prunes a model in place 
 
 
 def counts(groups: list[GroupPlan], shares: Shares) -> dict[str, int]:
-    """Channels each group loses at ``shares`` (rounded, a group always keeps one)."""
-    return {g.name: min(g.channels - 1, round(g.channels * shares.get(g.name, 0.0))) for g in groups}
+    """Channels each group loses at ``shares`` (rounded to what the group allows: it keeps at least one channel, or one per attention head)."""
+    return {g.name: g.allowed(round(g.channels * shares.get(g.name, 0.0))) for g in groups}
 
 
 def removed_share(groups: list[GroupPlan], shares: Shares) -> float:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
+from compress.prune import blocks
 from compress.recipe.methods import ChannelPrune
 
 
@@ -28,6 +29,13 @@ class GroupPlan:
     channels: int
     remove: int
     capped: bool = False  # the rate asked for more; the layer keeps its last channel
+    multiple: int = 1  # the width must stay a multiple of this (attention heads)
+
+    def allowed(self, wanted: int) -> int:
+        """The most channels up to ``wanted`` this group can lose: at least ``multiple`` stay, and the
+        width stays a multiple of it."""
+        keep = max(self.channels - wanted, 1)
+        return max(0, self.channels - -(-keep // self.multiple) * self.multiple)
 
     @property
     def ratio(self) -> float:
@@ -47,19 +55,22 @@ def plan(pruner: Any, model: nn.Module, cfg: ChannelPrune) -> list[GroupPlan]:
         root = group[0].dep.target.module
         name = names.get(root, "?")
         own = next((r for pat, r in cfg.layer_rates.items() if fnmatch.fnmatch(name, pat)), None)
-        scored.append((GroupPlan(root, name, len(imp), 0), imp.detach().float().cpu(), own))
+        entry = GroupPlan(root, name, len(imp), 0, multiple=blocks.multiple(group))
+        scored.append((entry, imp.detach().float().cpu(), own))
     rate = cfg.rate or 0.0
     for entry, _, own in scored:
         if own is not None or cfg.scope == "layer":
             _take(entry, round(entry.channels * (rate if own is None else own) / 100.0))
     shared = [(e, imp) for e, imp, own in scored if own is None and cfg.scope == "global"]
     _global(shared, rate)
+    for entry, _, _ in scored:
+        entry.remove = entry.allowed(entry.remove)
     return [e for e, _, _ in scored]
 
 
 def _take(entry: GroupPlan, wanted: int) -> None:
-    entry.remove = min(wanted, entry.channels - 1)
-    entry.capped = wanted > entry.remove
+    entry.remove = entry.allowed(wanted)
+    entry.capped = wanted > entry.channels - entry.multiple
 
 
 def _global(groups: list[tuple[GroupPlan, torch.Tensor]], rate: float) -> None:

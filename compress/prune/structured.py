@@ -11,24 +11,21 @@ import warnings
 from typing import Any
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from compress.context import RunContext
 from compress.data import Dataset, iter_batches
 from compress.errors import InputError, UnsupportedError
 from compress.layers import WEIGHTED, matches
 from compress.method import Workspace
-from compress.prune import channel_plan, importance
+from compress.models import sync_attributes
+from compress.prune import blocks, channel_plan, importance
 from compress.prune.channel_plan import GroupPlan
 from compress.prune.schedules import cycle_rates
 from compress.recipe.base import FinetuneConfig
 from compress.recipe.methods import ChannelPrune
 from compress.training import fit
-
-# Module types whose own parameters torch-pruning knows how to slice.
-_KNOWN = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
-          nn.modules.instancenorm._InstanceNorm, nn.PReLU, nn.Embedding, nn.MultiheadAttention, nn.LSTM)
 
 
 def _tp() -> Any:
@@ -83,52 +80,34 @@ def output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
     return roots[-1:]
 
 
-def channel_vector_dim(param: torch.Tensor) -> int | None:
-    """The channel dimension of a per-channel parameter held outside a layer (a ConvNeXt block's
-    ``layer_scale``, C×1×1): the one dimension larger than 1, else None."""
-    big = [d for d, size in enumerate(param.shape) if size > 1]
-    return big[0] if len(big) == 1 else None
-
-
-def unwrapped_parameters(model: nn.Module, skip: list[str]) -> list[tuple[nn.Parameter, int]]:
-    """Parameters held by modules the dependency graph does not know, each with its channel dimension;
-    modules holding any other kind of parameter are refused, named."""
-    found = []
-    for name, module in model.named_modules():
-        if isinstance(module, _KNOWN) or matches(name, skip):
-            continue
-        own = [(n, p, channel_vector_dim(p)) for n, p in module.named_parameters(recurse=False) if p is not None]
-        odd = [n for n, _, dim in own if dim is None]
-        if odd:
-            raise UnsupportedError(
-                f"channel pruning cannot handle module '{name}' ({type(module).__name__}): it holds parameters "
-                f"({', '.join(odd)}) whose channels torch-pruning cannot slice safely",
-                f"skip it and the layer feeding it (prune.skip: ['{name}', …]) or use granularity: unstructured")
-        found += [(p, dim) for _, p, dim in own if dim is not None]
-    return found
-
-
 def build_pruner(model: nn.Module, cfg: ChannelPrune, example: torch.Tensor, ctx: RunContext, steps: int,
                  ratios: dict[nn.Module, float]) -> Any:
     """A torch-pruning pruner removing ``ratios`` of each group root's channels over ``steps`` cycles."""
     tp = _tp()
-    unwrapped = unwrapped_parameters(model, cfg.skip)
+    help_ = blocks.analyse(model, cfg.skip, example)
     ignored = [m for n, m in model.named_modules() if n and matches(n, cfg.skip)] + output_layers(model, example)
-    roots = [m for n, m in model.named_modules() if isinstance(m, WEIGHTED) and m not in ignored]
+    ignored += [*help_.opaque, *help_.frozen]
+    inside = {sub for block in help_.opaque for sub in block.modules()}
+    roots = [m for m in model.modules() if isinstance(m, WEIGHTED) and m not in ignored and m not in inside]
     if not roots:
         raise InputError("no prunable layer left for channel pruning (the classifier is always kept)",
                          "check prune.skip against the model's module names (modelzip inspect shows them)")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), blocks.traceable(help_):
             warnings.simplefilter("ignore")
             return tp.pruner.BasePruner(
                 model, example, importance=importance.get(cfg.method).channels(ctx), global_pruning=False,
                 pruning_ratio=0.0, pruning_ratio_dict=ratios or None, ignored_layers=ignored,
-                unwrapped_parameters=unwrapped or None,
+                unwrapped_parameters=help_.unwrapped or None, customized_pruners=blocks.opaque_pruners(help_),
                 iterative_steps=steps, iterative_pruning_ratio_scheduler=_cubic_steps)
     except Exception as exc:  # the graph tracer raises plain errors on ops it cannot follow
         raise UnsupportedError(f"channel pruning could not trace the model: {type(exc).__name__}: {exc}",
                                "skip the module it names (prune.skip) or use granularity: unstructured") from exc
+
+
+def kept_note(model: nn.Module, cfg: ChannelPrune, example: torch.Tensor) -> str | None:
+    """What stays at full width (opaque attention blocks, shuffled streams), for the report."""
+    return blocks.analyse(model, cfg.skip, example).kept({m: n for n, m in model.named_modules()})
 
 
 def preflight(model: nn.Module, cfg: ChannelPrune, example: torch.Tensor, ctx: RunContext) -> None:
@@ -153,6 +132,7 @@ def prune_step(pruner: Any, model: nn.Module, data: Dataset, ctx: RunContext, cf
         pruner.step()
     finally:
         model.zero_grad(set_to_none=True)
+    sync_attributes(model)  # widths read by forwards (a ViT's hidden_dim) follow the cut tensors
     try:
         with torch.no_grad():
             model.eval()(example)

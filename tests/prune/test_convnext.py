@@ -1,10 +1,10 @@
 """Per-channel parameters held outside layers (ConvNeXt's layer scale) are cut with their channels, and the
 channel-pruned network round-trips exactly."""
 import torch
-import torch.nn as nn
+from torch import nn
 
 import compress
-from compress.prune.structured import channel_vector_dim
+from compress.prune.blocks import channel_vector_dim
 from tests.conftest import tiny_recipe
 
 FACTORY = "tests.prune.test_convnext:tiny_convnext"
@@ -22,7 +22,8 @@ def tiny_convnext(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
 
 def test_channel_vectors_are_recognised():
     assert channel_vector_dim(torch.zeros(16, 1, 1)) == 0 and channel_vector_dim(torch.zeros(1, 1, 8)) == 2
-    assert channel_vector_dim(torch.zeros(1, 5, 8)) is None  # a position embedding: not one channel axis
+    assert channel_vector_dim(torch.zeros(1, 5, 8)) == 2  # a token parameter (position embedding): its last axis
+    assert channel_vector_dim(torch.zeros(4, 5, 8)) is None  # no single channel axis
 
 
 def test_convnext_layer_scales_are_pruned_with_their_channels_and_reload_exactly(tmp_path):
