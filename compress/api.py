@@ -7,15 +7,14 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from compress import artifact
+from compress import execution
 from compress.artifact import LinearGrid, ModelSpec
-from compress.artifact.write import write as write_artifact
+from compress.artifact.write import write_state
 from compress.data import DATASETS
 from compress.measure import cpu_state
 from compress.models import check_model_name, load_artifact, module_versions
 from compress.pipeline import RunResult
 from compress.pipeline import run as _run
-from compress import execution
 from compress.recipe import Recipe
 from compress.recipe import load_recipe as _load_recipe
 
@@ -48,8 +47,8 @@ def save(model: nn.Module, path: str | Path, spec: ModelSpec | str, *,
     ``grids`` gives integer grids for quantized weights, so they are stored as packed codes.
     """
     spec = ModelSpec(spec) if isinstance(spec, str) else spec
-    encoded = artifact.encode_state(cpu_state(model), grids)
-    return write_artifact(Path(path), encoded, spec, recipe=recipe, report=report, versions=module_versions(model))
+    return write_state(Path(path), cpu_state(model), spec, grids=grids, recipe=recipe, report=report,
+                       versions=module_versions(model))
 
 
 def load(path: str | Path, device: str | torch.device = "cpu", trust_model_code: bool = False,

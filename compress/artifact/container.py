@@ -96,14 +96,29 @@ def to_bytes(state: dict[str, torch.Tensor], spec: ModelSpec, *, grids: dict[str
 def assemble(encoded: Encoded, spec: ModelSpec, *, recipe: dict[str, Any] | None = None,
              report: dict[str, Any] | None = None, execute: dict[str, Any] | None = None,
              versions: dict[str, int] | None = None) -> bytes:
-    """Wrap already encoded tensors with a manifest (cheap: no tensor is re-encoded).
+    """Wrap already encoded tensors with a manifest (cheap: no tensor is re-encoded); the file's bytes."""
+    return b"".join(assemble_parts(encoded, spec, recipe=recipe, report=report, execute=execute, versions=versions))
+
+
+def assemble_parts(encoded: Encoded, spec: ModelSpec, **extra: Any) -> list[bytes]:
+    """The file as its pieces, header first then each payload (written in turn: no joined copy)."""
+    metas, payloads = encoded
+    manifest = make_manifest(metas, spec, **extra)
+    digest = manifest_hash(manifest)
+    for name in metas:
+        digest.update(payloads[name])
+    manifest["sha256"] = digest.hexdigest()
+    return [file_head(manifest, {k: len(v) for k, v in payloads.items()}), *payloads.values()]
+
+
+def make_manifest(metas: dict[str, Any], spec: ModelSpec, *, recipe: dict[str, Any] | None = None,
+                  report: dict[str, Any] | None = None, execute: dict[str, Any] | None = None,
+                  versions: dict[str, int] | None = None) -> dict[str, Any]:
+    """The manifest, still without its checksum.
 
     ``execute`` is an optional runtime plan (int8 execution) that loaders may rebuild;
     ``versions`` the state_dict's module versions (``_metadata``) that some modules' loaders read.
-    The bytes are a standard safetensors file (one U8 tensor per state_dict entry), laid out in
-    a single join so that writing costs one copy of the payload.
     """
-    metas, payloads = encoded
     manifest: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION, "modelzip": __version__,
                                 "model": {"name": spec.name, "kwargs": spec.kwargs}, "tensors": metas}
     if recipe is not None or report is not None:  # compressed: a few KB matter next to a 20 KB model
@@ -113,23 +128,32 @@ def assemble(encoded: Encoded, spec: ModelSpec, *, recipe: dict[str, Any] | None
         manifest["execute"] = execute
     if versions:
         manifest["versions"] = versions
-    manifest["sha256"] = _checksum(manifest, payloads)
+    return manifest
+
+
+def manifest_hash(manifest: dict[str, Any]) -> Any:
+    """The checksum's running hash after the manifest; the payloads follow in the manifest's tensor order."""
+    return hashlib.sha256(json.dumps({k: v for k, v in manifest.items() if k != "sha256"},
+                                     sort_keys=True, separators=(",", ":")).encode())
+
+
+def file_head(manifest: dict[str, Any], lengths: dict[str, int]) -> bytes:
+    """The safetensors header (one U8 tensor per state_dict entry, payloads in this order) with its size."""
     header: dict[str, Any] = {"__metadata__": {_META_KEY: json.dumps(manifest, separators=(",", ":"))}}
     offset = 0
-    for name, data in payloads.items():
-        header[name] = {"dtype": "U8", "shape": [len(data)], "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
+    for name, length in lengths.items():
+        header[name] = {"dtype": "U8", "shape": [length], "data_offsets": [offset, offset + length]}
+        offset += length
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)
-    return b"".join([len(head).to_bytes(8, "little"), head, *payloads.values()])
+    return len(head).to_bytes(8, "little") + head
 
 
 def _checksum(manifest: dict[str, Any], payloads: dict[str, bytes]) -> str:
-    h = hashlib.sha256(json.dumps({k: v for k, v in manifest.items() if k != "sha256"},
-                                  sort_keys=True, separators=(",", ":")).encode())
+    digest = manifest_hash(manifest)
     for name in manifest["tensors"]:
-        h.update(payloads[name])
-    return h.hexdigest()
+        digest.update(payloads[name])
+    return digest.hexdigest()
 
 
 def is_artifact(path: Path) -> bool:
@@ -189,20 +213,23 @@ def _read_info(path: Path, text: Any) -> dict[str, Any]:
         raise ArtifactError(f"{path}: recipe/report block cannot be decoded ({exc})") from None
 
 
-def decode(header: Header, limits: dict[str, tuple[int, ...]] | None = None) -> Artifact:
-    """Decode every tensor; shapes must fit ``limits`` (the architecture's) or a fixed element budget."""
+def decode(header: Header, limits: dict[str, tuple[int, ...]] | None = None, consume: bool = False) -> Artifact:
+    """Decode every tensor; shapes must fit ``limits`` (the architecture's) or a fixed element budget.
+    ``consume`` drops each payload from ``header`` once decoded (a large model's load holds one copy)."""
     metas: dict[str, Any] = header.manifest["tensors"]
     _check_shapes(header.path, metas, limits)
-    state, grids = {}, {}
+    state, grids, sizes = {}, {}, {k: len(v) for k, v in header.payloads.items()}
     for name, meta in metas.items():
         try:
             found: list[LinearGrid] = []
-            state[name] = decode_tensor(meta, header.payloads[name], found)
+            payload = header.payloads.pop(name) if consume else header.payloads[name]
+            state[name] = decode_tensor(meta, payload, found)
+            del payload
             if found:
                 grids[name] = found[0]
         except Exception as exc:  # noqa: BLE001
             raise ArtifactError(f"{header.path}: tensor '{name}' cannot be decoded ({exc})") from None
-    return Artifact(header.path, header.manifest, state, {k: len(v) for k, v in header.payloads.items()}, grids)
+    return Artifact(header.path, header.manifest, state, sizes, grids)
 
 
 def _check_shapes(path: Path, metas: dict[str, Any], limits: dict[str, tuple[int, ...]] | None) -> None:

@@ -1,17 +1,57 @@
-"""Writing a run's artifact: encoded tensors + manifest (recipe, report, runtime plan), atomically."""
+"""Writing an artifact atomically: from tensors already encoded (a run), or encoding tensor by tensor
+through a spill file so that memory holds the model and one tensor's encodings, never the whole payload."""
 from __future__ import annotations
 
+import itertools
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from compress.artifact.container import Encoded, ModelSpec, assemble
+import torch
+
+from compress.artifact.container import Encoded, ModelSpec, assemble_parts, file_head, make_manifest, manifest_hash
+from compress.artifact.encodings import LinearGrid, encode_tensor
 from compress.files import write_atomic
+
+_CHUNK = 16 << 20  # bytes copied from the spill file at a time
 
 
 def write(path: Path, encoded: Encoded, spec: ModelSpec, *, recipe: dict[str, Any] | None = None,
           report: dict[str, Any] | None = None, execute: dict[str, Any] | None = None,
           versions: dict[str, int] | None = None) -> int:
     """Assemble and write the artifact once (no tensor re-encoded); return the file's size in bytes."""
-    data = assemble(encoded, spec, recipe=recipe, report=report, execute=execute, versions=versions)
-    write_atomic(path, data)
-    return len(data)
+    parts = assemble_parts(encoded, spec, recipe=recipe, report=report, execute=execute, versions=versions)
+    write_atomic(path, parts)
+    return sum(len(p) for p in parts)
+
+
+def write_state(path: Path, state: dict[str, torch.Tensor], spec: ModelSpec, *,
+                grids: dict[str, LinearGrid] | None = None, recipe: dict[str, Any] | None = None,
+                report: dict[str, Any] | None = None, versions: dict[str, int] | None = None) -> int:
+    """Encode ``state`` tensor by tensor and write the artifact (the same bytes as :func:`write` of
+    ``encode_state(state, grids)``); return the file's size in bytes."""
+    grids = grids or {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metas: dict[str, Any] = {}
+    lengths: dict[str, int] = {}
+    with tempfile.TemporaryFile(dir=path.parent, prefix=f".{path.name}.spill") as spill:
+        for name, tensor in state.items():
+            enc = encode_tensor(tensor, grids.get(name))
+            metas[name], lengths[name] = enc.meta, len(enc.payload)
+            spill.write(enc.payload)
+            del enc  # the payload lives in the spill file only
+        manifest = make_manifest(metas, spec, recipe=recipe, report=report, versions=versions)
+        digest = manifest_hash(manifest)
+        for chunk in _chunks(spill):
+            digest.update(chunk)
+        manifest["sha256"] = digest.hexdigest()
+        head = file_head(manifest, lengths)
+        write_atomic(path, itertools.chain([head], _chunks(spill)))
+    return len(head) + sum(lengths.values())
+
+
+def _chunks(fh: IO[bytes]) -> Iterator[bytes]:
+    fh.seek(0)
+    while chunk := fh.read(_CHUNK):
+        yield chunk

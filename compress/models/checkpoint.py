@@ -137,8 +137,9 @@ def check_finite(state: StateDict, source: str) -> None:
                                   "re-export the checkpoint from a healthy training run")
 
 
-def load_state(model: nn.Module, state: StateDict, source: str) -> None:
-    """Load ``state`` into ``model``; on mismatch one error lists the key and shape conflicts (first few)."""
+def load_state(model: nn.Module, state: StateDict, source: str, assign: bool = False) -> None:
+    """Load ``state`` into ``model``; on mismatch one error lists the key and shape conflicts (first few).
+    ``assign``: the tensors become the model's (a model built on the meta device), not copied into it."""
     own = model.state_dict()
     state = align_keys(state, set(own))
     missing = sorted(set(own) - set(state))
@@ -157,6 +158,6 @@ def load_state(model: nn.Module, state: StateDict, source: str) -> None:
                               "check model.name and model.kwargs against how the checkpoint was trained")
     check_finite(state, source)
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(state, assign=assign)
     except (RuntimeError, ValueError, TypeError) as exc:  # e.g. module versions a loader does not know
         raise CheckpointError(f"{source}: the model refuses these tensors ({str(exc).splitlines()[0][:200]})") from None

@@ -6,6 +6,7 @@ shapes of the architecture it names, so a forged file cannot inflate memory.
 """
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,17 +50,36 @@ def load_artifact(path: Path, device: str | torch.device = "cpu", trust: bool = 
                             "pass --trust-checkpoint (compress.load(..., trust_model_code=True)) only if you "
                             "trust the file's source")
     try:
-        model = build_model(spec.name, dict(spec.kwargs))
+        model = _skeleton(spec)
         limits = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        art = artifact.decode(header, limits)
+        art = artifact.decode(header, limits, consume=True)
         fit_to_shapes(model, {k: tuple(v.shape) for k, v in art.state.items()})
-        load_state(model, _with_versions(art.state, header.manifest.get("versions")), str(path))
+        load_state(model, _with_versions(art.state, header.manifest.get("versions")), str(path),
+                   assign=_on_meta(model))
     except (CheckpointError, InputError) as exc:
         if isinstance(exc, ArtifactError):
             raise
         raise ArtifactError(exc.message, exc.hint) from None
     return Loaded(model.to(device).eval(), spec, "artifact", dict(art.grids), header.manifest.get("execute"),
                   header.manifest, path.stat().st_size)
+
+
+def _skeleton(spec: ModelSpec) -> nn.Module:
+    """The architecture without memory for its weights (on the meta device: the stored tensors become its
+    parameters, so a load holds the model once), or built normally when it keeps tensors outside its
+    state_dict (non-persistent buffers) or its factory cannot build on meta."""
+    try:
+        with torch.device("meta"):
+            model = build_model(spec.name, dict(spec.kwargs))
+    except Exception:  # noqa: BLE001 - a factory computing values at build time: build it for real
+        return build_model(spec.name, dict(spec.kwargs))
+    if any(m._non_persistent_buffers_set for m in model.modules()):
+        return build_model(spec.name, dict(spec.kwargs))
+    return model
+
+
+def _on_meta(model: nn.Module) -> bool:
+    return any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers()))
 
 
 def _with_versions(state: dict[str, torch.Tensor], versions: Any) -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ def fit_to_shapes(model: nn.Module, shapes: dict[str, tuple[int, ...]]) -> None:
                 key = f"{mod_name}.{name}" if mod_name else name
                 if tensor is None or key not in shapes or tuple(tensor.shape) == tuple(shapes[key]):
                     continue
-                new = torch.empty(shapes[key], dtype=tensor.dtype)
+                new = torch.empty(shapes[key], dtype=tensor.dtype, device=tensor.device)
                 table[name] = nn.Parameter(new, requires_grad=tensor.requires_grad) if kind == "_parameters" else new
     sync_attributes(model)
 

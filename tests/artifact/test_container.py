@@ -139,3 +139,25 @@ def test_module_versions_survive_the_round_trip_so_mnasnet_loads(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     assert torch.equal(compress.load(tmp_path / "m.mzip")(x), model(x))
     assert artifact.read_header(tmp_path / "m.mzip").manifest["versions"] == {"": 2}
+
+
+def test_save_streams_through_a_spill_file_and_writes_the_bytes_assemble_would(tmp_path):
+    model = lenet_95_sparse_4bit()
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    size = compress.save(model, tmp_path / "m.mzip", "lenet-300-100")
+    whole = artifact.assemble(artifact.encode_state(state), ModelSpec("lenet-300-100"))
+    assert (tmp_path / "m.mzip").read_bytes() == whole and size == len(whole)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.mzip"]  # the spill file is gone
+
+
+def test_load_rebuilds_on_the_meta_device_and_the_stored_tensors_become_the_model(tmp_path):
+    import compress.models.load as load_module
+
+    model = build_model("mnist-cnn", {})
+    compress.save(model, tmp_path / "m.mzip", "mnist-cnn")
+    loaded = compress.load(tmp_path / "m.mzip")
+    assert not any(t.is_meta for t in [*loaded.parameters(), *loaded.buffers()])
+    assert all(p.requires_grad for p in loaded.parameters())
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.equal(loaded(x), model.eval()(x))
+    assert load_module._on_meta(load_module._skeleton(ModelSpec("mnist-cnn", {})))  # no weights before decoding
