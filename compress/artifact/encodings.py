@@ -307,6 +307,13 @@ def _bounded_lzma(data: bytes, expected: int) -> bytes:
     return out
 
 
+def _dequantize_in_place(grid: LinearGrid, codes: torch.Tensor) -> torch.Tensor:
+    """``grid.dequantize(codes)`` with one float tensor instead of three (the same operations in the same
+    order, so the same values): a large layer decodes in about 1.5× its size, not 4.5×."""
+    s, z = grid._view(grid.scale.float(), codes.dim()), grid._view(grid.zero_point.float(), codes.dim())
+    return codes.float().sub_(z).mul_(s)
+
+
 def _decode_values(meta: dict[str, Any], parts: list[bytes], dtype: torch.dtype, pos: np.ndarray | None,
                    shape: list[int], grid_out: list[LinearGrid]) -> torch.Tensor:
     enc = meta["enc"]
@@ -338,13 +345,13 @@ def _decode_values(meta: dict[str, Any], parts: list[bytes], dtype: torch.dtype,
             raise ValueError(f"expected {channels} zero points, got {len(zero_raw)}")
         grid = LinearGrid(bits, from_raw(scale_raw, torch.float32, channels),
                           torch.frombuffer(bytearray(zero_raw), dtype=torch.uint8), axis)
-        codes = torch.from_numpy(bitpack.unpack(codes_raw, stride, count).astype(np.int32))
+        codes = torch.from_numpy(bitpack.unpack(codes_raw, stride, count))  # uint8: one byte per weight
         if count and int(codes.max()) >= 2 ** bits:
             raise ValueError(f"code outside the {bits}-bit range")
         grid_out.append(grid)
         if pos is None:
-            return grid.dequantize(codes.reshape(shape)).to(dtype)
-        return _dequantize_sparse(grid, codes, pos, shape).to(dtype)
+            return _dequantize_in_place(grid, codes.reshape(shape)).to(dtype)
+        return _dequantize_sparse(grid, codes.to(torch.int32), pos, shape).to(dtype)
     raise ValueError(f"unknown encoding {enc!r}")
 
 
