@@ -162,6 +162,16 @@ def run_model(name: str, timeout: float) -> dict[str, Any]:
     return queue.get() if not queue.empty() else {"model": name, "error": f"process died (exit {proc.exitcode})"}
 
 
+def _size(name: str) -> int:
+    import torch
+
+    try:
+        with torch.device("meta"):
+            return sum(p.numel() for p in _build(name).parameters())
+    except NotImplementedError:  # RegNet computes its widths with tensors: build it for real
+        return sum(p.numel() for p in _build(name).parameters())
+
+
 def main() -> None:
     import torchvision.models as tvm
 
@@ -170,7 +180,7 @@ def main() -> None:
     parser.add_argument("--out", default="zoo.jsonl")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per model")
     args = parser.parse_args()
-    names = args.models or tvm.list_models(module=tvm)
+    names = args.models or sorted(tvm.list_models(module=tvm), key=_size)  # small first: most rows soonest
     done = set()
     out = Path(args.out)
     if out.exists():

@@ -71,8 +71,11 @@ def _skeleton(spec: ModelSpec) -> nn.Module:
     try:
         with torch.device("meta"):
             model = build_model(spec.name, dict(spec.kwargs))
-    except Exception:  # noqa: BLE001 - a factory computing values at build time: build it for real
-        return build_model(spec.name, dict(spec.kwargs))
+    except Exception:  # noqa: BLE001 - a factory computing values at build time (RegNet's widths): build it
+        model = build_model(spec.name, dict(spec.kwargs))
+        if any(m._non_persistent_buffers_set for m in model.modules()):
+            return model
+        return model.to("meta")  # its weights are about to be replaced: free them before decoding
     if any(m._non_persistent_buffers_set for m in model.modules()):
         return build_model(spec.name, dict(spec.kwargs))
     return model
