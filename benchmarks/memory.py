@@ -23,6 +23,10 @@ GIB = 2**30
 
 
 def _peak() -> float:
+    """This process's own peak resident set (VmHWM; ``ru_maxrss`` would carry the parent's peak at fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / GIB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
 
 
