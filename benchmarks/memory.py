@@ -1,10 +1,13 @@
 """Peak memory of ``compress.save`` and ``compress.load`` on a 600 M-parameter model, against the fp32 size
 and against plain ``torch.save``/``torch.load`` of the same state_dict in the same run.
 
-Each step runs in a fresh process, so each peak resident set (ru_maxrss, which includes the Python and
-torch runtime) is its own. The save process builds the model, makes it 80 % sparse (per-tensor magnitude)
-or puts it on 8-bit per-channel grids, then saves; the load process rebuilds it from the file and checks
-every tensor bit-exactly against the plain ``torch.save`` copy (memory-mapped, after the peak is read).
+Each step runs in a fresh process, so each peak resident set (VmHWM, which includes the Python and
+torch runtime) is its own; a first process builds the model, makes it 80 % sparse (per-tensor
+magnitude) or puts it on 8-bit per-channel grids and writes it with ``torch.save``; each save
+process reads that file into a model without initialising one (so it holds the model once), resets
+its peak and saves — its peak is the model in memory plus what the save adds. The load process
+rebuilds the model from the artifact and checks every tensor bit-exactly against the plain copy
+(memory-mapped, after the peak is read).
 Target (issue #20): both peaks ≤ 2× the fp32 model.
 
     python benchmarks/memory.py [--model vit_h_14] [--scenario sparse-80%|8-bit]
@@ -13,21 +16,12 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import resource
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-GIB = 2**30
-
-
-def _peak() -> float:
-    """This process's own peak resident set (VmHWM; ``ru_maxrss`` would carry the parent's peak at fork)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024 / GIB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
+from fresh import in_process, peak_gib, reset_peak
 
 
 def _build(name: str, scenario: str) -> tuple[Any, dict[str, Any]]:
@@ -54,27 +48,53 @@ def _build(name: str, scenario: str) -> tuple[Any, dict[str, Any]]:
     return model, grids
 
 
-def _save(name: str, scenario: str, folder: str, queue: mp.Queue) -> None:
-    import compress
-
-    model, grids = _build(name, scenario)
-    built = _peak()
-    start = time.perf_counter()
-    size = compress.save(model, Path(folder) / "m.mzip", f"torchvision:{name}", grids=grids)
-    queue.put({"params": sum(p.numel() for p in model.parameters()),
-               "fp32": sum(v.numel() * 4 for v in model.state_dict().values()) / GIB,
-               "built": built, "peak": _peak(), "seconds": time.perf_counter() - start, "file": size})
-
-
-def _torch_save(name: str, scenario: str, folder: str, queue: mp.Queue) -> None:
+def _prepare(name: str, scenario: str, folder: str, queue: mp.Queue) -> None:
+    """Build and prepare the model, write it as a plain state_dict (the reference the others start from)."""
     import torch
 
-    model, _ = _build(name, scenario)
-    built = _peak()
-    start = time.perf_counter()
+    model, grids = _build(name, scenario)
     torch.save(model.state_dict(), Path(folder) / "m.pt")
-    queue.put({"built": built, "peak": _peak(), "seconds": time.perf_counter() - start,
+    torch.save({k: {"bits": g.bits, "scale": g.scale, "zero": g.zero_point, "axis": g.axis} for k, g in grids.items()},
+               Path(folder) / "grids.pt")
+    queue.put({"params": sum(p.numel() for p in model.parameters()),
+               "fp32": sum(v.numel() * 4 for v in model.state_dict().values()) / 2**30, "built": peak_gib(),
                "file": (Path(folder) / "m.pt").stat().st_size})
+
+
+def _model_in_memory(name: str, folder: str) -> tuple[Any, dict[str, Any]]:
+    """The prepared model, its tensors read into memory once (no initialisation, no second copy)."""
+    import torch
+    import torchvision
+
+    from compress.artifact import LinearGrid
+
+    model = torchvision.models.get_model(name, weights=None).to("meta")
+    state = torch.load(Path(folder) / "m.pt", weights_only=True)
+    model.load_state_dict(state, assign=True)
+    raw = torch.load(Path(folder) / "grids.pt", weights_only=True)
+    grids = {k: LinearGrid(g["bits"], g["scale"], g["zero"], g["axis"]) for k, g in raw.items()}
+    return model.eval(), grids
+
+
+def _save(name: str, folder: str, queue: mp.Queue) -> None:
+    import compress
+
+    model, grids = _model_in_memory(name, folder)
+    reset_peak()  # the peak from here is the model in memory plus what the save adds
+    start = time.perf_counter()
+    size = compress.save(model, Path(folder) / "m.mzip", f"torchvision:{name}", grids=grids)
+    queue.put({"peak": peak_gib(), "seconds": time.perf_counter() - start, "file": size})
+
+
+def _torch_save(name: str, folder: str, queue: mp.Queue) -> None:
+    import torch
+
+    model, _ = _model_in_memory(name, folder)
+    reset_peak()
+    start = time.perf_counter()
+    torch.save(model.state_dict(), Path(folder) / "again.pt")
+    queue.put({"peak": peak_gib(), "seconds": time.perf_counter() - start,
+               "file": (Path(folder) / "again.pt").stat().st_size})
 
 
 def _load(name: str, folder: str, queue: mp.Queue) -> None:
@@ -84,7 +104,7 @@ def _load(name: str, folder: str, queue: mp.Queue) -> None:
 
     start = time.perf_counter()
     model = compress.load(Path(folder) / "m.mzip")
-    seconds, peak = time.perf_counter() - start, _peak()
+    seconds, peak = time.perf_counter() - start, peak_gib()
     reference = torch.load(Path(folder) / "m.pt", mmap=True, weights_only=True)
     exact = all(torch.equal(v, reference[k]) for k, v in model.state_dict().items()) and \
         set(model.state_dict()) == set(reference)
@@ -98,17 +118,7 @@ def _torch_load(name: str, folder: str, queue: mp.Queue) -> None:
     start = time.perf_counter()
     model = torchvision.models.get_model(name, weights=None)
     model.load_state_dict(torch.load(Path(folder) / "m.pt", weights_only=True))
-    queue.put({"peak": _peak(), "seconds": time.perf_counter() - start})
-
-
-def _in_process(target: Any, *args: Any) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    queue: mp.Queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    queue.put({"peak": peak_gib(), "seconds": time.perf_counter() - start})
 
 
 def main() -> None:
@@ -118,14 +128,15 @@ def main() -> None:
     parser.add_argument("--folder", default=None, help="where the files go (default: a temporary folder)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.folder) as folder:
-        ours = _in_process(_save, args.model, args.scenario, folder)
-        plain = _in_process(_torch_save, args.model, args.scenario, folder)
-        back = _in_process(_load, args.model, folder)
-        plain_back = _in_process(_torch_load, args.model, folder)
-    fp32 = ours["fp32"]
-    print(f"{args.model} ({ours['params']:,} parameters, fp32 {fp32:.2f} GiB), {args.scenario}")
+        prepared = in_process(_prepare, args.model, args.scenario, folder)
+        ours = in_process(_save, args.model, folder)
+        plain = in_process(_torch_save, args.model, folder)
+        back = in_process(_load, args.model, folder)
+        plain_back = in_process(_torch_load, args.model, folder)
+    fp32 = prepared["fp32"]
+    print(f"{args.model} ({prepared['params']:,} parameters, fp32 {fp32:.2f} GiB), {args.scenario}")
     print(f"{'step':26s} {'peak RSS GiB':>12s} {'× fp32':>7s} {'seconds':>8s} {'file MiB':>9s}")
-    rows = [("model built (save process)", ours["built"], None, None),
+    rows = [("build + prepare (benchmark)", prepared["built"], None, None),
             ("compress.save", ours["peak"], ours["seconds"], ours["file"]),
             ("torch.save(state_dict)", plain["peak"], plain["seconds"], plain["file"]),
             ("compress.load", back["peak"], back["seconds"], None),

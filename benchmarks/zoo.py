@@ -16,12 +16,13 @@ import argparse
 import copy
 import json
 import multiprocessing as mp
-import resource
 import tempfile
 import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+from fresh import peak_gib
 
 INT8 = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "regnet_y_400mf",
         "densenet121", "shufflenet_v2_x1_0")
@@ -131,14 +132,6 @@ def _int8(model: Any, ws: Any, x: Any) -> dict[str, Any]:
             "range": float(ref.max() - ref.min())}
 
 
-def _peak_gib() -> float:
-    """This process's own peak resident set (VmHWM; ``ru_maxrss`` would carry the parent's peak at fork)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
 def _one(name: str, queue: mp.Queue) -> None:
     import torch
 
@@ -154,7 +147,7 @@ def _one(name: str, queue: mp.Queue) -> None:
         _step(result, "bits8", lambda: _quantized(copy.deepcopy(base), ws, x, name, folder))
         if name in INT8:
             _step(result, "int8", lambda: _int8(base, ws, x))
-    result["peak_gib"] = round(_peak_gib(), 2)
+    result["peak_gib"] = round(peak_gib(), 2)
     queue.put(result)
 
 
