@@ -91,7 +91,7 @@ def pick_recipe(path: Path | None) -> tuple[Path, str]:
     local = Path("modelzip.yaml")
     if local.is_file():
         return local, "recipe ./modelzip.yaml"
-    return builtin_recipe_path(), "the built-in quick-start recipe (digits, mnist-cnn)"
+    return builtin_recipe_path(), "the built-in quick-start recipe"
 
 
 def build_recipe(common: Common, edit: Callable[[list[Any]], list[Any]] | None = None,
@@ -111,8 +111,6 @@ def build_recipe(common: Common, edit: Callable[[list[Any]], list[Any]] | None =
         doc, name = read_yaml(path), str(path)
     else:
         name = how or "<recipe>"
-    if not common.quiet and os.environ.get("RANK", "0") == "0":
-        err_console().print(f"[dim]using {how}[/dim]")
     if subfolder is not None and common.output is None:
         common.output = Path(str(doc.get("output") or "runs/modelzip")) / subfolder
     flags = {"model.checkpoint": common.checkpoint, "output": common.output, "device": common.device}
@@ -125,7 +123,10 @@ def build_recipe(common: Common, edit: Callable[[list[Any]], list[Any]] | None =
         doc = edit_pipeline(doc, edit)
     if common.exports:
         doc = edit_pipeline(doc, lambda pipeline: [*pipeline, *export_stages(common.exports)])
-    return compress.load_recipe(doc, common.sets, name=name)
+    recipe = compress.load_recipe(doc, common.sets, name=name)
+    if not common.quiet and os.environ.get("RANK", "0") == "0":  # after --set: the names that will run
+        err_console().print(f"[dim]using {how} ({recipe.data.name}, {recipe.model.name})[/dim]")
+    return recipe
 
 
 EXPORT_FORMATS = ("onnx", "onnx-int8", "pt2")

@@ -146,11 +146,19 @@ def test_channel_prune_command_reports_shapes_and_macs(tmp_path, cnn_base):
     assert rows[-1]["macs"] < 0.4 * rows[0]["macs"]
 
 
+def test_the_recipe_line_names_the_model_and_data_that_will_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["train", "--set", "model.name=lenet-300-100", "--set", "train.epochs=1",
+                              "-o", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "built-in quick-start recipe (digits, lenet-300-100)" in res.output
+
+
 def test_train_falls_back_to_builtin_recipe_and_says_so(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = runner.invoke(app, ["train", "--set", "train.epochs=1", "-o", str(tmp_path / "o"), "--json", "j.json"])
     assert res.exit_code == 0, res.output
-    assert "built-in quick-start recipe" in res.output
+    assert "built-in quick-start recipe (digits, mnist-cnn)" in res.output
     report = read_json(tmp_path / "j.json")
     assert [r["stage"] for r in report["rows"]] == ["train"] and report["rows"][0]["accuracy"] > 80
 
