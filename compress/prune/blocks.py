@@ -73,14 +73,10 @@ def _is_attention(module: nn.Module) -> bool:
             and not any(isinstance(m, nn.MultiheadAttention) for m in module.modules()))
 
 
-def _is_shuffle_block(module: nn.Module) -> bool:
-    from torchvision.models.shufflenetv2 import InvertedResidual
-
-    return isinstance(module, InvertedResidual)
-
-
 def analyse(model: nn.Module, skip: list[str], example: torch.Tensor) -> GraphHelp:
     """Find the opaque blocks, outside parameters and shuffled streams of ``model``."""
+    from torchvision.models.shufflenetv2 import InvertedResidual as ShuffleBlock
+
     help_ = GraphHelp()
     candidates = []
     for name, module in model.named_modules():
@@ -90,14 +86,14 @@ def analyse(model: nn.Module, skip: list[str], example: torch.Tensor) -> GraphHe
             raise UnsupportedError(
                 f"channel pruning cannot handle module '{name}' ({type(module).__name__}): torch-pruning cannot "
                 "group channels through its window partitions", "use granularity: unstructured for this model")
-        if _is_shuffle_block(module):
+        if isinstance(module, ShuffleBlock):
             help_.shuffles.append(module)
             help_.frozen += [_last_layer(branch) for branch in (module.branch1, module.branch2)
                              if _last_layer(branch) is not None]
             continue
         own = [(n, p, channel_vector_dim(p)) for n, p in module.named_parameters(recurse=False) if p is not None]
         odd = [n for n, _, dim in own if dim is None]
-        if _is_attention(module) or odd:
+        if (module is not model and _is_attention(module)) or odd:
             if module is model or not any(isinstance(m, WEIGHTED) for m in module.modules()):
                 # a bare parameter used by hand (a C×H×W bias): the user decides whether to skip what feeds it
                 raise UnsupportedError(
