@@ -12,6 +12,7 @@ import torch
 
 from compress.artifact.container import Encoded, ModelSpec, assemble_parts, file_head, make_manifest, manifest_hash
 from compress.artifact.encodings import LinearGrid, encode_tensor
+from compress.errors import InputError
 from compress.files import write_atomic
 
 _CHUNK = 16 << 20  # bytes copied from the spill file at a time
@@ -32,14 +33,18 @@ def write_state(path: Path, state: dict[str, torch.Tensor], spec: ModelSpec, *,
     """Encode ``state`` tensor by tensor and write the artifact (the same bytes as :func:`write` of
     ``encode_state(state, grids)``); return the file's size in bytes."""
     grids = grids or {}
-    path.parent.mkdir(parents=True, exist_ok=True)
     metas: dict[str, Any] = {}
     lengths: dict[str, int] = {}
-    with tempfile.TemporaryFile(dir=path.parent, prefix=f".{path.name}.spill") as spill:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        spill = tempfile.TemporaryFile(dir=path.parent, prefix=f".{path.name}.spill")  # unnamed: gone on close
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}", "check free space and permissions") from None
+    with spill:
         for name, tensor in state.items():
             enc = encode_tensor(tensor, grids.get(name))
             metas[name], lengths[name] = enc.meta, len(enc.payload)
-            spill.write(enc.payload)
+            _spill(spill, enc.payload, path)
             del enc  # the payload lives in the spill file only
         manifest = make_manifest(metas, spec, recipe=recipe, report=report, versions=versions)
         digest = manifest_hash(manifest)
@@ -49,6 +54,14 @@ def write_state(path: Path, state: dict[str, torch.Tensor], spec: ModelSpec, *,
         head = file_head(manifest, lengths)
         write_atomic(path, itertools.chain([head], _chunks(spill)))
     return len(head) + sum(lengths.values())
+
+
+def _spill(fh: IO[bytes], payload: bytes, path: Path) -> None:
+    try:
+        fh.write(payload)
+    except OSError as exc:
+        raise InputError(f"cannot write {path} (its spill file beside it): {exc.strerror or exc}",
+                         "check free space and permissions") from None
 
 
 def _chunks(fh: IO[bytes]) -> Iterator[bytes]:
