@@ -43,8 +43,9 @@ class LinearGrid:
         return t.reshape(shape)
 
     def dequantize(self, q: torch.Tensor) -> torch.Tensor:
+        """``(q − z)·s`` in float32, built in one new tensor (a large layer decodes in about 1.5× its size)."""
         s, z = self._view(self.scale.float(), q.dim()), self._view(self.zero_point.float(), q.dim())
-        return (q.float() - z) * s
+        return q.to(torch.float32, copy=True).sub_(z).mul_(s)
 
     def quantize(self, w: torch.Tensor) -> torch.Tensor:
         s, z = self._view(self.scale.float(), w.dim()), self._view(self.zero_point.float(), w.dim())
@@ -113,11 +114,12 @@ def _candidates(t: torch.Tensor, grid: LinearGrid | None) -> list[tuple[int, Bui
     book = _codebook_of(flat)
     if book is not None:
         out.extend(_book_candidates(flat, book, None, 0, size))
-    nnz = int((flat != 0).sum())
+    nonzero = flat != 0
+    nnz = int(nonzero.sum())
     if nnz == n or _sparse_loses(n, nnz, min(c for c, _ in out), size, half, grid.bits if q is not None else None,
                                  book is not None):
         return out
-    pos = np.flatnonzero((flat != 0).numpy())
+    pos = np.flatnonzero(nonzero.numpy())
     index_cost = bitpack.index_nbytes(pos)
     out.append((index_cost + nnz * size, lambda: _sparse(flat, pos, {"enc": "sparse"}, [raw_bytes(flat[pos])])))
     if half:
@@ -307,13 +309,6 @@ def _bounded_lzma(data: bytes, expected: int) -> bytes:
     return out
 
 
-def _dequantize_in_place(grid: LinearGrid, codes: torch.Tensor) -> torch.Tensor:
-    """``grid.dequantize(codes)`` with one float tensor instead of three (the same operations in the same
-    order, so the same values): a large layer decodes in about 1.5× its size, not 4.5×."""
-    s, z = grid._view(grid.scale.float(), codes.dim()), grid._view(grid.zero_point.float(), codes.dim())
-    return codes.float().sub_(z).mul_(s)
-
-
 def _decode_values(meta: dict[str, Any], parts: list[bytes], dtype: torch.dtype, pos: np.ndarray | None,
                    shape: list[int], grid_out: list[LinearGrid]) -> torch.Tensor:
     enc = meta["enc"]
@@ -350,7 +345,7 @@ def _decode_values(meta: dict[str, Any], parts: list[bytes], dtype: torch.dtype,
             raise ValueError(f"code outside the {bits}-bit range")
         grid_out.append(grid)
         if pos is None:
-            return _dequantize_in_place(grid, codes.reshape(shape)).to(dtype)
+            return grid.dequantize(codes.reshape(shape)).to(dtype)
         return _dequantize_sparse(grid, codes.to(torch.int32), pos, shape).to(dtype)
     raise ValueError(f"unknown encoding {enc!r}")
 
