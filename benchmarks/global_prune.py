@@ -1,6 +1,8 @@
-"""Memory of global magnitude pruning (one threshold over every layer) at ViT-L scale, against the plain
-``topk`` selection it replaced, each in a fresh process; both must remove the same number of the lowest scores
-(which of the weights tied at the threshold go may differ: ``topk`` does not define it).
+"""Memory and time of global magnitude pruning (one threshold over every layer) at ViT-L scale: modelzip's
+selection (radix select over the layers' scores in chunks, nothing joined) against the joined ``kthvalue``
+selection of session 6 and the plain ``topk`` before it, each in a fresh process. All must remove the same
+number of the lowest scores; radix and kthvalue break ties the same way (first come), so their masks are
+identical (``topk`` does not define which tied weights go).
 
     python benchmarks/global_prune.py [--model vit_l_16] [--rate 80]
 """
@@ -12,8 +14,9 @@ import multiprocessing as mp
 from fresh import current_gib, in_process, peak_gib
 
 
-def _run(name: str, rate: float, plain: bool, queue: mp.Queue) -> None:
+def _run(name: str, rate: float, how: str, queue: mp.Queue) -> None:
     import hashlib
+    import time
 
     import torch
     import torchvision
@@ -24,17 +27,24 @@ def _run(name: str, rate: float, plain: bool, queue: mp.Queue) -> None:
     model = torchvision.models.get_model(name, weights=None)
     scores = {k: p.detach().abs() for k, p in model.named_parameters() if p.dim() > 1}
     n = sum(s.numel() for s in scores.values())
-    before = current_gib()
-    if plain:  # the former selection: topk over all scores, values and int64 indices
+    before, start = current_gib(), time.perf_counter()
+    k = int(round(n * rate / 100))
+    if how == "topk":  # session 5: topk over all scores joined, values and int64 indices
         flat = torch.cat([s.flatten() for s in scores.values()])
         keep = torch.ones_like(flat, dtype=torch.bool)
-        keep[torch.topk(flat, int(round(n * rate / 100)), largest=False).indices] = False
+        keep[torch.topk(flat, k, largest=False).indices] = False
+    elif how == "kthvalue":  # session 6: kthvalue over all scores joined, ties first come
+        flat = torch.cat([s.flatten() for s in scores.values()])
+        threshold = flat.kthvalue(k).values
+        keep = flat > threshold
+        tied = (flat == threshold).nonzero().flatten()
+        keep[tied[k - int((flat < threshold).sum()):]] = True
     else:
         masks = select(scores, rate, "global", {}, max_layer_rate=100.0)
         keep = torch.cat([m.flatten() for m in masks.values()])
-    peak = peak_gib()
+    seconds, peak = time.perf_counter() - start, peak_gib()
     flat = torch.cat([s.flatten() for s in scores.values()])
-    queue.put({"weights": n, "extra": peak - before, "removed": int((~keep).sum()),
+    queue.put({"weights": n, "extra": peak - before, "seconds": seconds, "removed": int((~keep).sum()),
                "top_removed": float(flat[~keep].max()), "least_kept": float(flat[keep].min()),
                "hash": hashlib.sha256(keep.numpy().tobytes()).hexdigest()[:16]})
 
@@ -44,17 +54,16 @@ def main() -> None:
     parser.add_argument("--model", default="vit_l_16")
     parser.add_argument("--rate", type=float, default=80.0)
     args = parser.parse_args()
-    ours = in_process(_run, args.model, args.rate, False)
-    plain = in_process(_run, args.model, args.rate, True)
-    n = ours["weights"]
+    runs = {how: in_process(_run, args.model, args.rate, how) for how in ("radix", "kthvalue", "topk")}
+    n = runs["radix"]["weights"]
     print(f"{args.model}: {n:,} prunable weights, global {args.rate:g} %")
-    for label, r in (("modelzip select (kthvalue)", ours), ("plain topk", plain)):
+    for label, r in (("modelzip select (radix)", runs["radix"]), ("joined kthvalue (session 6)", runs["kthvalue"]),
+                     ("joined topk (session 5)", runs["topk"])):
         print(f"{label:28s} extra peak {r['extra']:6.2f} GiB = {r['extra'] * 2**30 / n:5.1f} B/weight, "
-              f"removed {r['removed']:,} (largest removed {r['top_removed']:.9g} ≤ smallest kept "
-              f"{r['least_kept']:.9g}), mask {r['hash']}")
-    same = ours["hash"] == plain["hash"]
-    print(f"same weights removed: {same}" + ("" if same else " — both remove the lowest scores; they differ only "
-                                                             "in which of the weights equal to the threshold go"))
+              f"{r['seconds']:5.1f} s, removed {r['removed']:,} (largest removed {r['top_removed']:.9g} ≤ "
+              f"smallest kept {r['least_kept']:.9g}), mask {r['hash']}")
+    print(f"radix mask = kthvalue mask: {runs['radix']['hash'] == runs['kthvalue']['hash']}; "
+          f"= topk mask: {runs['radix']['hash'] == runs['topk']['hash']} (topk breaks ties its own way)")
 
 
 if __name__ == "__main__":

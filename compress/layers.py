@@ -55,42 +55,6 @@ def unmatched(model: nn.Module, patterns: Iterable[str]) -> list[str]:
     names = [n for n, _ in model.named_modules() if n] + [layer_of(n) for n in weight_params(model, [])]
     return [pat for pat in patterns if not any(fnmatch.fnmatch(n, pat) for n in names)]
 
-_CHUNK = 1 << 24  # scores looked at at once when resolving ties
-
-
-def keep_top(scores: torch.Tensor, rate: float) -> torch.Tensor:
-    """Boolean mask keeping all but the lowest ``rate`` % of ``scores`` (a flat tensor); a rate below
-    100 always keeps at least one element."""
-    n_remove = int(round(scores.numel() * rate / 100.0))
-    if rate < 100.0:
-        n_remove = min(n_remove, scores.numel() - 1)
-    return keep_all_but(scores, n_remove)
-
-
-def keep_all_but(scores: torch.Tensor, n_remove: int) -> torch.Tensor:
-    """Boolean mask removing the ``n_remove`` lowest of ``scores`` (a flat tensor); among equal scores at
-    the threshold the first positions go.
-
-    A threshold from ``kthvalue`` and a tie pass in chunks: about 6 bytes per score, where ``topk`` over
-    80 % of a 600 M-weight model needed its values and int64 indices (≈ 10 bytes per score) on top."""
-    n = scores.numel()
-    if n_remove <= 0:
-        return torch.ones_like(scores, dtype=torch.bool)
-    if n_remove >= n:
-        return torch.zeros_like(scores, dtype=torch.bool)
-    threshold = scores.kthvalue(n_remove).values
-    keep = scores > threshold
-    give_back = n - int(keep.sum()) - n_remove  # ties at the threshold that stay: the last ones
-    for end in range(n, 0, -_CHUNK):
-        if give_back <= 0:
-            break
-        start = max(0, end - _CHUNK)
-        tied = (scores[start:end] == threshold).nonzero().flatten()[-give_back:] + start
-        keep[tied] = True
-        give_back -= tied.numel()
-    return keep
-
-
 def per_layer(param_name: str, default: float, overrides: dict[str, float]) -> float:
     """The override whose pattern matches the param's module (or layer) name (first match), else ``default``."""
     module, layer = module_of(param_name), layer_of(param_name)

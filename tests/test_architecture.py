@@ -17,7 +17,7 @@ LAYERS = [
      "compress.plotting"),
     ("compress.recipe",),
     ("compress.context", "compress.distributed", "compress.report", "compress.data", "compress.models",
-     "compress.artifact", "compress.layers"),
+     "compress.artifact", "compress.layers", "compress.ranking"),
     ("compress.training", "compress.evaluate", "compress.budget", "compress.method"),
     ("compress.analysis",),
     ("compress.prune", "compress.quantize", "compress.export"),

@@ -16,7 +16,8 @@ from compress import plotting
 from compress.context import RunContext
 from compress.data import Dataset, Samples, Split
 from compress.evaluate import evaluate
-from compress.layers import keep_top, layer_of, weight_params
+from compress.layers import layer_of, weight_params
+from compress.ranking import keep_top
 
 CALIBRATION_SAMPLES = 5000
 

@@ -26,7 +26,7 @@ GroupScorer = Callable[[RunContext], Any]  # a torch-pruning importance for chan
 class Importance:
     """How one importance ranks single weights and whole channels."""
 
-    weights: WeightScorer
+    weights: WeightScorer  # fresh tensors, one per weight: callers change them in place
     channels: GroupScorer
     needs_gradients: bool = False  # channel scores read ``.grad`` (accumulated first over calibration batches)
 

@@ -5,7 +5,8 @@ import torch
 import torch.nn as nn
 
 from compress.errors import InputError
-from compress.layers import keep_all_but, keep_top, per_layer, weight_params
+from compress.layers import per_layer, weight_params
+from compress.ranking import keep_all_but, keep_all_but_many, keep_top
 from compress.training import TrainHook
 
 
@@ -45,18 +46,13 @@ def _global(scores: dict[str, torch.Tensor], rate: float, cap: float) -> dict[st
     while True:  # each pass caps at least one more layer, so at most len(scores) passes
         free = {n: s for n, s in scores.items() if n not in capped}
         budget = max(0, to_remove - sum(limit[n] for n in capped))
-        flat = torch.cat([s.flatten() for s in free.values()]) if free else torch.empty(0)
-        keep = keep_all_but(flat, min(budget, flat.numel()))
-        masks, offset = {}, 0
-        for name, s in free.items():
-            masks[name] = keep[offset:offset + s.numel()].view_as(s)
-            offset += s.numel()
+        masks = dict(zip(free, keep_all_but_many(list(free.values()), budget)))
         over = {n for n, m in masks.items() if int((~m).sum()) > limit[n]}
         if not over:
             break
         capped |= over
     for name in capped:
-        masks[name] = keep_all_but(scores[name].flatten(), limit[name]).view_as(scores[name])
+        masks[name] = keep_all_but(scores[name], limit[name])
     return masks
 
 

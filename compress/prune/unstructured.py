@@ -64,7 +64,9 @@ def mask_function(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace, param
         was_training = model.training
         scores = scorer(model, params, ws.data, ws.run, cfg.calibration_batches)
         model.train(was_training)
-        return {n: s.masked_fill(params[n].detach() == 0, float("-inf")) for n, s in scores.items()}
+        for n, s in scores.items():  # in place: scorers hand out fresh tensors, and a copy of every score is GBs
+            s.masked_fill_(params[n].detach() == 0, float("-inf"))
+        return scores
 
     allocate = None
     if cfg.allocation == "sensitivity":

@@ -157,18 +157,3 @@ def test_patterns_that_name_no_module_are_refused_before_training(tmp_path, lene
                           model={"name": "lenet-300-100"})
     with pytest.raises(InputError, match=r"quantize.layer_bits: '9' matches no module"):
         compress.run(compress.load_recipe(raw))
-
-
-def test_the_lowest_scores_go_exactly_and_ties_at_the_threshold_go_first_come(monkeypatch):
-    from compress import layers
-
-    scores = torch.tensor([1.0, 0.0, 0.0, 0.0, 2.0, 0.0, 3.0])
-    assert layers.keep_all_but(scores, 2).tolist() == [True, False, False, True, True, True, True]
-    assert not layers.keep_all_but(scores, 7).any() and layers.keep_all_but(scores, 0).all()
-    monkeypatch.setattr(layers, "_CHUNK", 3)  # ties resolved across several chunks
-    big = torch.cat([torch.zeros(10), torch.arange(1.0, 11.0)])
-    keep = layers.keep_all_but(big, 7)
-    assert (~keep).nonzero().flatten().tolist() == list(range(7)) and int(keep.sum()) == 13
-    noisy = torch.randn(1000, generator=torch.Generator().manual_seed(0))
-    keep = layers.keep_all_but(noisy, 800)
-    assert int((~keep).sum()) == 800 and noisy[~keep].max() < noisy[keep].min()
