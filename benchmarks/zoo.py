@@ -13,7 +13,7 @@ Per model, in a fresh process (its peak RSS is its own):
 from __future__ import annotations
 
 import argparse
-import copy
+import gc
 import json
 import multiprocessing as mp
 import tempfile
@@ -132,21 +132,37 @@ def _int8(model: Any, ws: Any, x: Any) -> dict[str, Any]:
             "range": float(ref.max() - ref.min())}
 
 
+def _fresh(name: str) -> Any:
+    """The model built anew (same seed, same weights) for each step, the last step's copy freed first: the
+    process holds one model at a time, so its peak is one step's own (ViT-H/14 is 2.5 GB in fp32)."""
+    import ctypes
+
+    import torch
+
+    gc.collect()
+    try:  # give freed heap pages back to the system, so one step's garbage doesn't add to the next's peak
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+    torch.manual_seed(0)
+    return _build(name)
+
+
 def _one(name: str, queue: mp.Queue) -> None:
     import torch
 
-    torch.manual_seed(0)
+    torch.manual_seed(1)
     size = _input_size(name)
     x = torch.randn(2, 3, size, size)
     ws = _workspace(x)
-    base = _build(name)
-    result: dict[str, Any] = {"model": name, "params": sum(p.numel() for p in base.parameters()), "input": size}
+    result: dict[str, Any] = {"model": name, "params": sum(p.numel() for p in _fresh(name).parameters()),
+                              "input": size}
     with tempfile.TemporaryDirectory() as folder:
-        _step(result, "channel", lambda: _channel(copy.deepcopy(base), ws, x))
-        _step(result, "unstructured", lambda: _unstructured(copy.deepcopy(base), ws, x, name, folder))
-        _step(result, "bits8", lambda: _quantized(copy.deepcopy(base), ws, x, name, folder))
+        _step(result, "channel", lambda: _channel(_fresh(name), ws, x))
+        _step(result, "unstructured", lambda: _unstructured(_fresh(name), ws, x, name, folder))
+        _step(result, "bits8", lambda: _quantized(_fresh(name), ws, x, name, folder))
         if name in INT8:
-            _step(result, "int8", lambda: _int8(base, ws, x))
+            _step(result, "int8", lambda: _int8(_fresh(name), ws, x))
     result["peak_gib"] = round(peak_gib(), 2)
     queue.put(result)
 
