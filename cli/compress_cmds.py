@@ -60,8 +60,8 @@ def prune_cmd(
                                                             "channels (smaller and faster).")] = None,
     scope: Annotated[Scope | None, typer.Option("--scope", help="One threshold across layers, or a rate per "
                                                 "layer.")] = None,
-    schedule: Annotated[Schedule | None, typer.Option("--schedule", help="When to prune (gradual: unstructured "
-                                                      "only).")] = None,
+    schedule: Annotated[Schedule | None, typer.Option("--schedule", help="When to prune (gradual, variational: "
+                                                      "unstructured only; variational learns the rate).")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", metavar="PATTERN", help="Module name pattern left "
                                                    "dense (repeatable).")] = None,
     min_rate: Annotated[float | None, typer.Option("--min-rate", metavar="PCT", help="With --max-drop and no "

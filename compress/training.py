@@ -38,6 +38,10 @@ class TrainHook:
     def after_step(self, model: nn.Module, step: int, total: int) -> None:
         """Repair weights after the step (re-apply masks, project to a grid)."""
 
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        """A term added to this step's training loss (e.g. a sparsifying prior's KL); None: nothing."""
+        return None
+
 
 @dataclass(frozen=True)
 class FitResult:
@@ -195,7 +199,11 @@ class _Stepper:
             if distill > 0 and self.teacher is not None:
                 soft = distillation_loss(logits.float(), self.teacher, x, self.cfg.temperature)
                 loss = (1 - distill) * loss + distill * soft
-        self.amp.backward(loss * weight if weight != 1.0 else loss, self.opt)
+            total = loss
+            for hook in self.hooks:
+                extra = hook.penalty(self.model)
+                total = total if extra is None else total + extra
+        self.amp.backward(total * weight if weight != 1.0 else total, self.opt)
         for hook in self.hooks:
             hook.after_backward(self.model)
         self.amp.step(self.opt)

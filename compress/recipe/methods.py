@@ -78,11 +78,17 @@ class UnstructuredPrune(PruneBase):
     granularity: Literal["unstructured"] = "unstructured"
     allocation: Literal["uniform", "sensitivity"] = Field("uniform", description="'sensitivity': per-layer "
                                                           "rates from an eval-only scan, rate as their mean")
-    schedule: Literal["oneshot", "iterative", "gradual"] = "oneshot"
+    schedule: Literal["oneshot", "iterative", "gradual", "variational"] = Field("oneshot", description="variational: "
+                                                                           "sparse variational dropout learns "
+                                                                           "which weights go during fine-tuning")
     min_rate: float = Field(0.0, ge=0.0, lt=100.0, description="lowest rate a budget search may return")
     update_every: int = Field(50, gt=0, description="steps between mask updates, 'gradual'")
     ramp: float = Field(0.75, gt=0.0, le=1.0, description="share of fine-tuning steps over which sparsity "
-                        "rises to rate, 'gradual'")
+                        "rises to rate, 'gradual' (the KL term's weight rises to kl_weight, 'variational')")
+    kl_weight: float = Field(1.0, gt=0.0, le=1e4, description="'variational': weight of the KL term (1 = the "
+                             "ELBO's own; higher: sparser)")
+    max_log_alpha: float = Field(3.0, ge=-10.0, le=10.0, description="'variational' without rate: weights whose "
+                                 "learned log α (noise-to-signal) is above this go")
     max_layer_rate: float = Field(99.0, gt=0.0, le=100.0, description="scope global: no layer loses more than this "
                                   "% of its weights (a global threshold can otherwise empty a small layer, "
                                   "such as the classifier)")
@@ -94,8 +100,10 @@ class UnstructuredPrune(PruneBase):
         return None
 
     def needs_amount(self) -> str | None:
+        if self.schedule == "variational":
+            return None  # the learned noise decides (max_log_alpha)
         return ("no rate given: pass --rate R (percent, 0 ≤ R < 100) or set prune.rate, or give an accuracy "
-                "budget (--max-drop) to search for the highest rate")
+                "budget (--max-drop) to search for the highest rate, or use schedule: variational")
 
     @model_validator(mode="after")
     def _rate_under_ceiling(self) -> UnstructuredPrune:

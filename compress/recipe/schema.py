@@ -122,7 +122,7 @@ def stage_problems(recipe: Recipe) -> list[str]:
             searches = (isinstance(cfg, UnstructuredPrune | QuantizeBase | ChannelPrune) and budget) or (
                 isinstance(cfg, ChannelPrune) and cfg.target_speedup is not None)
             amount = cfg.rate if isinstance(cfg, PruneBase) else cfg.bits  # type: ignore[attr-defined]
-            if amount is None and not searches:
+            if amount is None and not searches and cfg.needs_amount():
                 problems.append(f"{where}: {cfg.needs_amount()}")
             if isinstance(cfg, QuantizeBase) and cfg.execute == "int8" and recipe.device not in ("auto", "cpu"):
                 problems.append(f"{where}.execute: int8 runs CPU integer kernels, but device is '{recipe.device}'; "
@@ -140,5 +140,6 @@ def stage_problems(recipe: Recipe) -> list[str]:
 def searches(stage: Stage) -> bool:
     """True for a compression stage that leaves its amount to a budget search (no rate / no bits)."""
     cfg = stage.config
-    return (isinstance(cfg, PruneBase) and cfg.rate is None) or (isinstance(cfg, QuantizeBase) and cfg.bits is None)
+    return (isinstance(cfg, PruneBase) and cfg.rate is None and cfg.needs_amount() is not None) or (
+        isinstance(cfg, QuantizeBase) and cfg.bits is None)
 
