@@ -42,8 +42,10 @@ def artifact_bytes(state: PipelineState) -> int:
 
 def measure(state: PipelineState, label: str, cfg: EvaluateConfig | None = None, seconds: float = 0.0) -> Row:
     """Accuracy, size, sparsity and latency of the current model state."""
-    # rows of other stages: the test split, at the latency settings the recipe's evaluate stage asks for
-    cfg = cfg or EvaluateConfig(latency_batch_size=state.latency[0], latency_repeats=state.latency[1])
+    # rows of other stages: the split and latency settings of the recipe's evaluate stage (a recipe tuned on the
+    # validation split shows validation figures throughout; its final evaluate on test, test throughout)
+    cfg = cfg or EvaluateConfig(split=state.split, latency_batch_size=state.latency[0],
+                                latency_repeats=state.latency[1])
     model, ctx = state.model, state.ctx
     runner, device = (state.runtime, torch.device("cpu")) if state.runtime is not None else (model, ctx.device)
     res = evaluate(runner, state.data.split(cfg.split), state.eval_batch_size, device, state.ctx.dist,

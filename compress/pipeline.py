@@ -122,8 +122,9 @@ Handler = Callable[[PipelineState, Stage, Report, Budget | None], None]
 def _run_stages(recipe: Recipe, state: PipelineState, report: Report) -> int:
     """Run every stage, adding a row per new model state; return the baseline row's index."""
     first = recipe.first_compression()
-    evaluation = next((s.config for s in recipe.pipeline if isinstance(s.config, EvaluateConfig)), EvaluateConfig())
-    state.latency = (evaluation.latency_batch_size, evaluation.latency_repeats)
+    evaluations = [s.config for s in recipe.pipeline if isinstance(s.config, EvaluateConfig)] or [EvaluateConfig()]
+    state.latency = (evaluations[0].latency_batch_size, evaluations[0].latency_repeats)
+    state.split = evaluations[-1].split
     if recipe.model.checkpoint or recipe.pipeline[0].kind != "train":
         start = "checkpoint" if recipe.model.checkpoint else "pretrained" if recipe.model.weights else "init"
         report.rows.append(measure(state, start))

@@ -42,6 +42,7 @@ class PipelineState:
     observer: str = "minmax"  # the recipe's int8 activation observer (what an int8 export calibrates with)
     int8_planned: bool = False  # a quantize stage asks for int8 execution of the final model
     latency: tuple[int, int] = (256, 10)  # every row's latency batch and repeats: the recipe's evaluate stage's
+    split: str = "test"  # every row's split: the recipe's last evaluate stage's (Δ compares like with like)
     encoded: Encoded | None = field(default=None, repr=False)  # the encoding as last measured (None: changed since)
     file_bytes: int | None = None  # size of the artifact the model came from, while unchanged
 

@@ -13,9 +13,10 @@ import torch.nn as nn
 
 from compress.analysis.sensitivity import Projection
 from compress.errors import InputError
-from compress.layers import weight_params
+from compress.layers import module_of, weight_params
 from compress.method import Outcome, Workspace
 from compress.quantize.bits import choose_bits
+from compress.quantize.grids import fit_grid, project
 from compress.quantize.qat import STEHook
 from compress.recipe.methods import QuantizeBase
 from compress.training import TrainHook
@@ -42,6 +43,8 @@ def quantize_layers(model: nn.Module, cfg: QuantizeBase, ws: Workspace, project:
         out.grids.update(grids)
         out.hooks.append(hook)
     out.bits.update({n: float(bits[n]) for n in params})
+    if cfg.bias_bits != 32:
+        out.hooks.append(_biases(model, params, cfg.bias_bits, out))
     if cfg.execute == "int8":
         from compress.quantize.int8 import pick_engine
 
@@ -56,6 +59,23 @@ def _fp16(params: Params) -> STEHook:
     for p in params.values():
         p.copy_(p.half().float())
     return STEHook(params, lambda _name, w: w.half().to(w.dtype))
+
+
+@torch.no_grad()
+def _biases(model: nn.Module, weights: Params, bits: int, out: Outcome) -> STEHook:
+    """The biases of the layers whose weights were quantized: to fp16, or onto a symmetric 8-bit grid per tensor
+    (a bias is one value per output: its error shifts a whole output, so no coarser grid is offered)."""
+    own = dict(model.named_parameters())
+    biases = {f"{m}.bias" if m else "bias": None for m in map(module_of, weights)}
+    params = {n: own[n] for n in biases if n in own}
+    if bits == 16:
+        return _fp16(params)
+    for name, p in params.items():
+        out.grids[name] = fit_grid(p, bits, per_channel=False)
+        p.copy_(project(p, out.grids[name]))
+    out.notes.append(f"{len(params)} biases onto 8-bit grids")
+    grids = dict(out.grids)
+    return STEHook(params, lambda name, b: project(b, grids[name]))
 
 
 def _summary(bits: dict[str, int], how: str) -> str:

@@ -161,6 +161,8 @@ class QuantizeBase(MethodConfig):
                                                           "bits from a sensitivity scan")
     layer_bits: dict[str, int] = Field(default_factory=dict, description="module-name pattern → bits")
     skip: list[str] = Field(default_factory=list)
+    bias_bits: Literal[8, 16, 32] = Field(32, description="biases of the quantized layers: float32, fp16, or an "
+                                          "8-bit grid per tensor (kept on it through fine-tuning)")
     execute: Literal["float", "int8"] = "float"
     observer: Literal["minmax", "histogram", "percentile"] = "histogram"
     calibration_batches: int = Field(8, gt=0, le=10_000)

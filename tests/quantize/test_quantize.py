@@ -96,3 +96,34 @@ def test_loaded_artifact_keeps_its_grids_so_sizes_stay_honest(tmp_path, run_from
     assert set(again.state.grids) == set(result.state.grids)
     assert again.report.rows[0].size_bytes == result.report.final.size_bytes  # the file itself
     assert again.report.rows[0].accuracy == result.report.final.accuracy
+
+
+@pytest.mark.parametrize("bias_bits", [16, 8])
+def test_biases_quantized_stay_on_their_grid_through_finetuning_and_cost_fewer_bytes(run_from, bias_bits):
+    stages = [{"quantize": {"bits": 4, "method": "kmeans", "bias_bits": bias_bits}},
+              {"finetune": {"epochs": 1, "optimizer": "adam", "lr": 0.001}}]
+    result, plain = run_from(*stages), run_from({"quantize": {"bits": 4, "method": "kmeans"}}, stages[1], sub="b")
+    biases = {n: p.detach() for n, p in result.model.named_parameters() if n.endswith("bias")}
+    assert biases
+    for name, b in biases.items():
+        if bias_bits == 16:
+            assert torch.equal(b.half().float(), b) and name not in result.state.grids
+        else:
+            grid = result.state.grids[name]
+            assert grid.bits == 8 and torch.equal(grid.dequantize(grid.quantize(b)), b)
+    n_bias = sum(b.numel() for b in biases.values())
+    saved = plain.report.rows[-1].size_bytes - result.report.rows[-1].size_bytes
+    # fp16: 2 of 4 bytes per bias saved; 8-bit: more than fp16 saves, after each tensor's grid in the manifest
+    assert saved >= n_bias * 2 * (0.8 if bias_bits == 16 else 1.0), (saved, n_bias)
+    assert result.report.rows[-1].accuracy >= plain.report.rows[-1].accuracy - 2
+    _assert_reload_identical(result)
+
+
+def test_every_row_is_measured_on_the_split_the_recipe_evaluates_on(tmp_path, cnn_base):
+    data = {"name": "digits", "val_fraction": 0.2}
+    raw = from_checkpoint(tmp_path, cnn_base, {"quantize": {"bits": 4}}, data=data)
+    raw["pipeline"][-1] = {"evaluate": {"split": "val"}}
+    rows = compress.run(compress.load_recipe(raw)).report.rows
+    assert [r.split for r in rows] == ["val", "val"]  # the baseline too: Δ compares like with like
+    raw = from_checkpoint(tmp_path / "t", cnn_base, {"quantize": {"bits": 4}}, data=data)
+    assert [r.split for r in compress.run(compress.load_recipe(raw)).report.rows] == ["test", "test"]
