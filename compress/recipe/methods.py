@@ -30,6 +30,7 @@ class MethodConfig(Schema):
 
     stage: ClassVar[str]  # the pipeline stage key: prune | quantize
     tag: ClassVar[str]  # the value of its discriminator field
+    discriminator: ClassVar[str]  # that field's name
 
     def conflict(self, earlier: Sequence[MethodConfig]) -> str | None:
         """Why this method cannot follow the ``earlier`` compression stages (None: it can)."""
@@ -48,6 +49,7 @@ class PruneBase(MethodConfig):
     """Options every pruning granularity shares."""
 
     stage: ClassVar[str] = "prune"
+    discriminator: ClassVar[str] = "granularity"
     rate: float | None = Field(None, ge=0.0, lt=100.0, description="% of prunable weights removed "
                                "(channel granularity: % of channels)")
     method: Importance = "magnitude"
@@ -155,6 +157,7 @@ class QuantizeBase(MethodConfig):
     """Options every quantization method shares."""
 
     stage: ClassVar[str] = "quantize"
+    discriminator: ClassVar[str] = "method"
     bits: int | None = Field(None, description="1–8, or 16 for fp16 (with allocation: sensitivity, the "
                              "weighted mean bit width)")
     allocation: Literal["uniform", "sensitivity"] = Field("uniform", description="'sensitivity': per-layer "
@@ -240,8 +243,8 @@ PRUNE_METHODS: tuple[type[PruneBase], ...] = (UnstructuredPrune, ChannelPrune)
 QUANTIZE_METHODS: tuple[type[QuantizeBase], ...] = (LinearQuantize, KMeansQuantize)
 METHOD_CONFIGS: tuple[type[MethodConfig], ...] = (*PRUNE_METHODS, *QUANTIZE_METHODS)
 
-PruneConfig = _union("granularity", "unstructured", *PRUNE_METHODS)
-QuantizeConfig = _union("method", "linear", *QUANTIZE_METHODS)
+PruneConfig = _union(PruneBase.discriminator, "unstructured", *PRUNE_METHODS)
+QuantizeConfig = _union(QuantizeBase.discriminator, "linear", *QUANTIZE_METHODS)
 OptionalPrune = Optional[PruneConfig]  # noqa: UP007 - Annotated unions do not support ``|``
 OptionalQuantize = Optional[QuantizeConfig]  # noqa: UP007
 

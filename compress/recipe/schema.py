@@ -96,6 +96,16 @@ class Recipe(Schema):
             raise ValueError("\n".join(problems))
         return self
 
+    def as_written(self) -> dict[str, Any]:
+        """The recipe without its defaults (what an artifact stores), which validates back to this recipe: each
+        method's discriminator is kept even at its default, since it picks the method."""
+        out = self.model_dump(mode="json", exclude_defaults=True)
+        for stage, dumped in zip(self.pipeline, out.get("pipeline", []), strict=True):
+            if isinstance(stage.config, MethodConfig):
+                key = stage.config.discriminator
+                dumped.setdefault(stage.kind, {})[key] = getattr(stage.config, key)
+        return out
+
     def first_compression(self) -> int | None:
         return next((i for i, s in enumerate(self.pipeline) if s.kind in COMPRESSION_STAGES), None)
 
