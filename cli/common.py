@@ -192,11 +192,16 @@ def stored_recipe(common: Common) -> tuple[dict[str, Any] | None, str | None]:
         return None, None
     if not artifact.is_artifact(common.checkpoint):
         return None, None
+    from compress.recipe import DataConfig
+
     stored = artifact.read_header(common.checkpoint).manifest.get("recipe")
-    if not isinstance(stored, dict) or not isinstance(stored.get("data"), dict):
+    if not isinstance(stored, dict) or not isinstance(stored.get("data", {}), dict):
         return None, None
     model = stored.get("model") if isinstance(stored.get("model"), dict) else {}
-    data = {**stored["data"], "download": False}  # a file never makes modelzip download anything
+    try:  # files store the recipe as written: defaults come back from the schema; a file never makes modelzip download
+        data = DataConfig(**{**stored.get("data", {}), "download": False}).model_dump(mode="json", exclude_none=True)
+    except ValueError:  # a stored data section that does not validate is not used (the recipe check says why)
+        return None, None
     doc = {"model": {"name": model.get("name", "mnist-cnn"), "kwargs": model.get("kwargs") or {},
                      "weights": model.get("weights")},  # with the artifact as checkpoint: the preprocessing only
            "data": data, "pipeline": ["evaluate"], "seed": stored.get("seed", 0)}
