@@ -54,3 +54,27 @@ def test_deep_compression_recipes_run_end_to_end_on_tiny_mnist(tmp_path, name):
     reloaded = compress.load(result.output)
     x = torch.randn(4, 1, 28, 28)
     assert torch.equal(reloaded(x), result.model.cpu().eval()(x))
+
+
+@pytest.mark.parametrize("name", ["beyond_lenet300", "beyond_lenet5"])
+def test_beyond_recipes_run_end_to_end_on_tiny_mnist(tmp_path, name):
+    import torch
+
+    import compress
+    from tests.conftest import write_idx
+
+    root = write_idx(tmp_path / "data", n_train=256, n_test=64)
+    recipe = load_recipe(Path("configs") / f"{name}.yaml", overrides=[
+        f"data.root={root}", f"output={tmp_path / 'out'}", "device=cpu", "train.epochs=1",
+        "prune.finetune.epochs=2", "finetune.epochs=1"])
+    result = compress.run(recipe)
+    assert [r.split for r in result.report.rows] == ["test"] * len(result.report.rows)  # its last stage's split
+    assert "variational dropout" in " ".join(result.report.notes)
+    weights = [m.weight for m in result.model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    assert all(torch.unique(w[w != 0]).numel() <= 2 ** recipe.pipeline[3].quantize.bits for w in weights)
+    for name_, b in result.model.named_parameters():
+        if name_.endswith("bias"):
+            assert result.state.grids[name_].bits == 8
+    reloaded = compress.load(result.output)
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.equal(reloaded(x), result.model.cpu().eval()(x))
