@@ -42,7 +42,8 @@ def prune_unstructured(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace) 
     else:
         hook = _gradual(model, cfg, ws, params, mask_fn, out.notes)
     out.hooks.append(hook)
-    if cfg.scope == "global" and cfg.max_layer_rate < 100.0:
+    learned = cfg.schedule == "variational" and cfg.rate is None  # no threshold across layers, so no ceiling
+    if cfg.scope == "global" and cfg.max_layer_rate < 100.0 and not learned:
         out.notes.extend(_ceiling_note(params, cfg.max_layer_rate))
     return out
 

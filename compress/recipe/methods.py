@@ -90,7 +90,8 @@ class UnstructuredPrune(PruneBase):
     kl_weight: float = Field(1.0, gt=0.0, le=1e4, description="'variational': weight of the KL term (1 = the "
                              "ELBO's own; higher: sparser)")
     max_log_alpha: float = Field(3.0, ge=-10.0, le=10.0, description="'variational' without rate: weights whose "
-                                 "learned log α (noise-to-signal) is above this go")
+                                 "learned log α (noise-to-signal) is above this go, in every layer (max_layer_rate "
+                                 "does not apply: the data decides how sparse each layer gets)")
     max_layer_rate: float = Field(99.0, gt=0.0, le=100.0, description="scope global: no layer loses more than this "
                                   "% of its weights (a global threshold can otherwise empty a small layer, "
                                   "such as the classifier)")

@@ -80,6 +80,13 @@ def test_variational_with_a_rate_removes_exactly_that_share_highest_log_alpha_fi
     assert "rate 70 %" in out.notes[0]
 
 
+
+def test_learned_sparsity_is_not_held_at_the_global_ceiling_nor_said_to_be(trained_lenet):
+    model, out, _ = _variational(trained_lenet, epochs=3, kl_weight=50.0, ramp=0.1)
+    assert float((model[1].weight == 0).float().mean()) > 0.99  # past max_layer_rate: the data decided
+    assert not any("ceiling" in n for n in out.notes)
+
+
 def test_a_recipe_may_leave_the_rate_to_variational_dropout_but_not_to_magnitude_pruning():
     base = {"model": {"name": "lenet-300-100"}, "data": {"name": "digits"}}
     Recipe(**base, pipeline=[{"prune": {"schedule": "variational"}}])
