@@ -199,10 +199,10 @@ class _Stepper:
             if distill > 0 and self.teacher is not None:
                 soft = distillation_loss(logits.float(), self.teacher, x, self.cfg.temperature)
                 loss = (1 - distill) * loss + distill * soft
-            total = loss
-            for hook in self.hooks:
-                extra = hook.penalty(self.model)
-                total = total if extra is None else total + extra
+        total = loss  # penalties outside autocast: a KL summed over every weight wants fp32
+        for hook in self.hooks:
+            extra = hook.penalty(self.model)
+            total = total if extra is None else total + extra
         self.amp.backward(total * weight if weight != 1.0 else total, self.opt)
         for hook in self.hooks:
             hook.after_backward(self.model)
