@@ -40,10 +40,12 @@ def keep_all_but_many(scores: Sequence[torch.Tensor], n_remove: int) -> list[tor
         fill = torch.ones_like if n_remove <= 0 else torch.zeros_like
         return [fill(s, dtype=torch.bool) for s in scores]
     threshold = _kth_smallest(scores, n_remove)
-    below = sum(int((s < threshold).sum()) for s in scores)
+    # compared as float32, the precision they were ranked in (no copy for float32 scores)
+    below = sum(int((s.float() < threshold).sum()) for s in scores)
     ties_to_remove = n_remove - below  # ≥ 1: the k-th smallest itself is a tie
     masks = []
     for s in scores:
+        s = s.float()
         keep = s > threshold
         ties_to_remove = _keep_late_ties(s.flatten(), keep.view(-1), threshold, ties_to_remove)
         masks.append(keep)

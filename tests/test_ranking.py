@@ -43,9 +43,11 @@ def test_many_tensors_rank_as_one_joined_tensor_signs_infinities_and_zeros_inclu
     assert [m.any() for m in ranking.keep_all_but_many(scores, 10**6)] == [False] * 3
 
 
-def test_half_precision_scores_rank_by_their_own_values():
+def test_half_and_double_precision_scores_remove_exactly_as_many():
     scores = torch.tensor([0.5, -2.0, 0.25, 0.5, 8.0], dtype=torch.float16)
     assert ranking.keep_all_but(scores, 3).tolist() == [False, False, False, True, True]
+    close = torch.tensor([1.0, 1.0 + 1e-12, 1.0 + 2e-12, 5.0], dtype=torch.float64)  # equal in float32
+    assert int((~ranking.keep_all_but(close, 2)).sum()) == 2
 
 
 def test_keep_top_always_keeps_one_below_100_percent():
