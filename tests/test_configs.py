@@ -56,6 +56,7 @@ def test_deep_compression_recipes_run_end_to_end_on_tiny_mnist(tmp_path, name):
     assert torch.equal(reloaded(x), result.model.cpu().eval()(x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["beyond_lenet300", "beyond_lenet5"])
 def test_beyond_recipes_run_end_to_end_on_tiny_mnist(tmp_path, name):
     import torch

@@ -56,6 +56,7 @@ def test_the_kl_falls_as_the_noise_grows_and_vanishes_for_pure_noise():
     assert log_alpha(w, ls2).tolist() == pytest.approx([0.0, 4.6052, 10.0], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_variational_dropout_learns_a_sparse_net_that_keeps_its_accuracy(trained_lenet):
     path, data = trained_lenet
     before = evaluate(compress.load(path), data.test, 1000, CPU).accuracy
@@ -81,6 +82,7 @@ def test_variational_with_a_rate_removes_exactly_that_share_highest_log_alpha_fi
 
 
 
+@pytest.mark.slow
 def test_learned_sparsity_is_not_held_at_the_global_ceiling_nor_said_to_be(trained_lenet):
     model, out, _ = _variational(trained_lenet, epochs=3, kl_weight=50.0, ramp=0.1)
     assert float((model[1].weight == 0).float().mean()) > 0.99  # past max_layer_rate: the data decided
