@@ -27,25 +27,32 @@ def prune_unstructured(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace) 
     """Prune ``model`` in place; the masks later training must keep are the outcome's hook."""
     params = prunable_params(model, cfg.skip)
     out = Outcome()
-    mask_fn = mask_function(model, cfg, ws, params, out.notes)
-    if cfg.schedule == "variational":
+    if cfg.schedule == "variational":  # learns its own scores: no importance, no allocation scan
         hook = _variational(model, cfg, ws, params, out.notes)
-    elif cfg.rate is None:
-        if ws.budget is None:  # the recipe validator refuses this; a direct API call gets the same words
-            raise InputError(f"prune: {cfg.needs_amount()}")
-        hook = search_rate(model, cfg, ws, params, mask_fn, ws.budget, out)
-    elif cfg.schedule == "oneshot":
-        hook = MaskHook(params, mask_fn(cfg.rate))
-        hook.apply()
-    elif cfg.schedule == "iterative":
-        hook = _iterative(model, cfg, ws, params, mask_fn, out.notes)
     else:
-        hook = _gradual(model, cfg, ws, params, mask_fn, out.notes)
+        hook = _scheduled(model, cfg, ws, params, out)
     out.hooks.append(hook)
     learned = cfg.schedule == "variational" and cfg.rate is None  # no threshold across layers, so no ceiling
     if cfg.scope == "global" and cfg.max_layer_rate < 100.0 and not learned:
         out.notes.extend(_ceiling_note(params, cfg.max_layer_rate))
     return out
+
+
+def _scheduled(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace, params: dict[str, nn.Parameter],
+               out: Outcome) -> MaskHook:
+    """Masks from importance scores: a budget search, one shot, cycles or the gradual ramp."""
+    mask_fn = mask_function(model, cfg, ws, params, out.notes)
+    if cfg.rate is None:
+        if ws.budget is None:  # the recipe validator refuses this; a direct API call gets the same words
+            raise InputError(f"prune: {cfg.needs_amount()}")
+        return search_rate(model, cfg, ws, params, mask_fn, ws.budget, out)
+    if cfg.schedule == "oneshot":
+        hook = MaskHook(params, mask_fn(cfg.rate))
+        hook.apply()
+        return hook
+    if cfg.schedule == "iterative":
+        return _iterative(model, cfg, ws, params, mask_fn, out.notes)
+    return _gradual(model, cfg, ws, params, mask_fn, out.notes)
 
 
 def _ceiling_note(params: dict[str, nn.Parameter], ceiling: float) -> list[str]:
@@ -68,9 +75,7 @@ def mask_function(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace, param
         was_training = model.training
         scores = scorer(model, params, ws.data, ws.run, cfg.calibration_batches)
         model.train(was_training)
-        for n, s in scores.items():  # in place: scorers hand out fresh tensors, and a copy of every score is GBs
-            s.masked_fill_(params[n].detach() == 0, float("-inf"))
-        return scores
+        return _zeros_first(scores, params)
 
     allocate = None
     if cfg.allocation == "sensitivity":
@@ -91,6 +96,14 @@ def mask_function(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace, param
         return select(scores, rate, cfg.scope, layer_rates, cfg.max_layer_rate)
 
     return masks_at
+
+
+def _zeros_first(scores: dict[str, torch.Tensor], params: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
+    """``scores`` with weights already at zero ranked lowest (so they stay pruned). In place: scores are fresh
+    tensors, and a copy of every score is GBs on a large model."""
+    for n, s in scores.items():
+        s.masked_fill_(params[n].detach() == 0, float("-inf"))
+    return scores
 
 
 def finetune_config(cfg: UnstructuredPrune) -> FinetuneConfig:
@@ -139,9 +152,7 @@ def _variational(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace, params
     else:  # rank by log α; weights outside Linear/Conv layers (no noise learned) are ranked last
         scores = {n: -alphas[n] if n in alphas else torch.full_like(p.detach(), float("inf"))
                   for n, p in params.items()}
-        for n, s in scores.items():
-            s.masked_fill_(params[n].detach() == 0, float("-inf"))
-        masks = select(scores, cfg.rate, cfg.scope, cfg.layer_rates, cfg.max_layer_rate)
+        masks = select(_zeros_first(scores, params), cfg.rate, cfg.scope, cfg.layer_rates, cfg.max_layer_rate)
     hook_out = MaskHook(params, masks)
     hook_out.apply()
     removed = sum(int((~m).sum()) for m in masks.values()) / max(1, sum(m.numel() for m in masks.values()))

@@ -66,15 +66,15 @@ def _biases(model: nn.Module, weights: Params, bits: int, out: Outcome) -> STEHo
     """The biases of the layers whose weights were quantized: to fp16, or onto a symmetric 8-bit grid per tensor
     (a bias is one value per output: its error shifts a whole output, so no coarser grid is offered)."""
     own = dict(model.named_parameters())
-    biases = {f"{m}.bias" if m else "bias": None for m in map(module_of, weights)}
-    params = {n: own[n] for n in biases if n in own}
+    names = (f"{m}.bias" if m else "bias" for m in map(module_of, weights))
+    params = {n: own[n] for n in names if n in own}
     if bits == 16:
         return _fp16(params)
+    grids = {n: fit_grid(p, bits, per_channel=False) for n, p in params.items()}
     for name, p in params.items():
-        out.grids[name] = fit_grid(p, bits, per_channel=False)
-        p.copy_(project(p, out.grids[name]))
+        p.copy_(project(p, grids[name]))
+    out.grids.update(grids)
     out.notes.append(f"{len(params)} biases onto 8-bit grids")
-    grids = dict(out.grids)
     return STEHook(params, lambda name, b: project(b, grids[name]))
 
 
