@@ -58,12 +58,13 @@ def main() -> None:
     ap.add_argument("--root", default="../shared/datasets")
     ap.add_argument("--only", choices=sorted(PAPER), nargs="+", default=sorted(PAPER, reverse=True))
     ap.add_argument("--recipes", choices=["deep_compression", "beyond"], default="deep_compression")
+    ap.add_argument("--keep", type=Path, help="write each run's output folder here (default: a temporary one)")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only:
             print(f"{PAPER[name][0]}:", flush=True)
-            r = run_one(name, args.root, Path(tmp) / name, args.recipes)
+            r = run_one(name, args.root, (args.keep or Path(tmp)) / name, args.recipes)
             rows.append((name, r))
     print(f"\n{'net':<14} {'base err %':>10} {'final err %':>11} {'Δ pp':>6} {'fp32 B':>10} {'artifact B':>10} "
           f"{'ratio':>7} {'time':>7} {'eval':>6} | paper: {'err %':>11} {'size':>14} {'ratio':>5}")
