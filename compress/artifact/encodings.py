@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from compress.artifact import bitpack
+from compress.artifact import bitpack, gridcode
 
 _DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32,
@@ -69,8 +69,10 @@ def from_raw(data: bytes, dtype: torch.dtype, count: int) -> torch.Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch.uint8).view(dtype) if count else torch.empty(0, dtype=dtype)
 
 
-def encode_tensor(t: torch.Tensor, grid: LinearGrid | None = None, entropy: bool = True) -> Encoded:
-    """Encode ``t`` with the smallest exact encoding; ``grid`` offers integer codes."""
+def encode_tensor(t: torch.Tensor, grid: LinearGrid | None = None, entropy: bool = True,
+                  budget: gridcode.Budget | None = None) -> Encoded:
+    """Encode ``t`` with the smallest exact encoding; ``grid`` offers integer codes; ``budget`` (the file's)
+    lets a small tensor of shared values try the context-adaptive coder too."""
     t = t.detach().cpu().contiguous()
     meta: dict[str, Any] = {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape)}
     ranked = sorted(_candidates(t, grid), key=lambda c: c[0])
@@ -81,6 +83,14 @@ def encode_tensor(t: torch.Tensor, grid: LinearGrid | None = None, entropy: bool
             alt_meta, alt_payload = _materialize(packed, entropy)
             if len(alt_payload) <= len(payload):
                 enc_meta, payload = alt_meta, alt_payload
+    if entropy and budget is not None and budget.allows(t.numel()) and _on_grid(t, grid) is None:
+        budget.tries -= t.numel()
+        book = _codebook_of(t.reshape(-1))
+        if book is not None and book.numel() <= gridcode.MAX_BOOK:
+            ctx_meta, ctx_payload = gridcode.encode_tensor(t, book)
+            if len(ctx_payload) < len(payload):
+                enc_meta, payload = ctx_meta, ctx_payload
+                budget.room -= t.numel()
     meta.update(enc_meta)
     return Encoded(meta, payload)
 
@@ -266,6 +276,8 @@ def decode_tensor(meta: dict[str, Any], payload: bytes, grid_out: list[LinearGri
         raise ValueError("part lengths are negative or larger than the tensor's shape allows")
     if meta.get("z") == "lzma":
         payload = _bounded_lzma(payload, sum(lengths))
+    elif meta.get("z") == "ctx":
+        return gridcode.decode_tensor(meta, lengths, payload, dtype, shape)
     elif meta.get("z") is not None:
         raise ValueError(f"unknown entropy coder {str(meta['z'])[:20]!r}")
     if sum(lengths) != len(payload):

@@ -10,7 +10,16 @@ from typing import IO, Any
 
 import torch
 
-from compress.artifact.container import Encoded, ModelSpec, assemble_parts, file_head, make_manifest, manifest_hash
+from compress.artifact import gridcode
+from compress.artifact.container import (
+    BLOB,
+    Encoded,
+    ModelSpec,
+    assemble_parts,
+    file_head,
+    make_manifest,
+    manifest_hash,
+)
 from compress.artifact.encodings import LinearGrid, encode_tensor
 from compress.errors import InputError
 from compress.files import write_atomic
@@ -32,7 +41,7 @@ def write_state(path: Path, state: dict[str, torch.Tensor], spec: ModelSpec, *,
                 report: dict[str, Any] | None = None, versions: dict[str, int] | None = None) -> int:
     """Encode ``state`` tensor by tensor and write the artifact (the same bytes as :func:`write` of
     ``encode_state(state, grids)``); return the file's size in bytes."""
-    grids = grids or {}
+    grids, budget = grids or {}, gridcode.Budget()
     metas: dict[str, Any] = {}
     lengths: dict[str, int] = {}
     try:
@@ -42,18 +51,19 @@ def write_state(path: Path, state: dict[str, torch.Tensor], spec: ModelSpec, *,
         raise InputError(f"cannot write {path}: {exc.strerror or exc}", "check free space and permissions") from None
     with spill:
         for name, tensor in state.items():
-            enc = encode_tensor(tensor, grids.get(name))
+            enc = encode_tensor(tensor, grids.get(name), budget=budget)
             metas[name], lengths[name] = enc.meta, len(enc.payload)
             _spill(spill, enc.payload, path)
             del enc  # the payload lives in the spill file only
-        manifest = make_manifest(metas, spec, recipe=recipe, report=report, versions=versions)
+        manifest, blob = make_manifest(metas, spec, recipe=recipe, report=report, versions=versions)
         digest = manifest_hash(manifest)
+        digest.update(blob)
         for chunk in _chunks(spill):
             digest.update(chunk)
         manifest["sha256"] = digest.hexdigest()
-        head = file_head(manifest, lengths)
-        write_atomic(path, itertools.chain([head], _chunks(spill)))
-    return len(head) + sum(lengths.values())
+        head = file_head(manifest, {BLOB: len(blob), **lengths})
+        write_atomic(path, itertools.chain([head, blob], _chunks(spill)))
+    return len(head) + len(blob) + sum(lengths.values())
 
 
 def _spill(fh: IO[bytes], payload: bytes, path: Path) -> None:

@@ -30,7 +30,7 @@ def lenet_95_sparse_4bit(seed: int = 0) -> nn.Module:
 def test_lenet_95_percent_4bit_codebook_fits_budget(tmp_path):
     model = lenet_95_sparse_4bit()
     size = compress.save(model, tmp_path / "l.mzip", "lenet-300-100")
-    assert size <= 19_500, size
+    assert size <= 17_600, size  # measured 17,445 (format 2; 18,028 in format 1)
     assert LENET_FP32_BYTES / size >= 54
     loaded = compress.load(tmp_path / "l.mzip")
     for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
@@ -81,7 +81,7 @@ def test_foreign_and_unknown_version_files(tmp_path):
     (tmp_path / "x.mzip").write_bytes(b"PK\x03\x04 definitely not modelzip")
     with pytest.raises(ArtifactError, match="x.mzip"):
         compress.load(tmp_path / "x.mzip")
-    data = _valid(tmp_path).replace(b'\\"version\\":1', b'\\"version\\":9')
+    data = _valid(tmp_path).replace(b'\\"version\\":2', b'\\"version\\":9')
     (tmp_path / "v9.mzip").write_bytes(data)
     with pytest.raises(ArtifactError, match="unknown format version 9"):
         compress.load(tmp_path / "v9.mzip")
@@ -161,3 +161,30 @@ def test_load_rebuilds_on_the_meta_device_and_the_stored_tensors_become_the_mode
     x = torch.randn(4, 1, 28, 28)
     assert torch.equal(loaded(x), model.eval()(x))
     assert load_module._on_meta(load_module._skeleton(ModelSpec("mnist-cnn", {})))  # no weights before decoding
+
+
+FORMAT1 = Path(__file__).parent / "data" / "format1-lenet300.mzip"  # written by modelzip 0.4 (session 7)
+
+
+def test_format_1_files_still_load_and_resave_smaller_with_the_same_tensors(tmp_path):
+    old = artifact.read(FORMAT1)
+    assert artifact.read_header(FORMAT1).manifest["recipe"]["pipeline"]  # recipe/report of format 1 unpacked
+    model = compress.load(FORMAT1)
+    size = compress.save(model, tmp_path / "new.mzip", old.spec, grids=old.grids, recipe=old.manifest["recipe"],
+                         report=old.manifest["report"])
+    new = artifact.read(tmp_path / "new.mzip")
+    assert new.manifest["version"] == 2 and new.manifest["recipe"] == old.manifest["recipe"]
+    assert all(torch.equal(new.state[k], v) for k, v in old.state.items())
+    assert size <= 0.82 * FORMAT1.stat().st_size, (size, FORMAT1.stat().st_size)  # measured 9,659 vs 12,050
+
+
+def test_the_compressed_manifest_is_bounded_and_its_name_reserved(tmp_path, monkeypatch):
+    from compress.artifact import container
+
+    state = {k: v.detach() for k, v in build_model("lenet-300-100", {}).state_dict().items()}
+    (tmp_path / "m.mzip").write_bytes(artifact.to_bytes(state, ModelSpec("lenet-300-100"), report={"x": "y" * 5000}))
+    monkeypatch.setattr(container, "_MAX_INFO", 4096)
+    with pytest.raises(ArtifactError, match="decompresses to more than"):
+        artifact.read_header(tmp_path / "m.mzip")
+    with pytest.raises(ArtifactError, match="reserves"):
+        artifact.to_bytes({container.BLOB: torch.zeros(1)}, ModelSpec("lenet-300-100"))

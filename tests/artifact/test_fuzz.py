@@ -19,15 +19,16 @@ from compress.errors import ModelzipError
 from compress.models import build_model
 from compress.quantize import linear
 
-KEYS = ["shape", "dtype", "enc", "parts", "nnz", "k", "bits", "stride", "axis", "book", "z"]
+KEYS = ["shape", "dtype", "enc", "parts", "nnz", "k", "bits", "stride", "axis", "book", "z", "zero"]
 VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.sampled_from(
-    ["float32", "int8", "bool", "dense", "sparse", "half", "codebook", "linear", "lzma", "zstd", ""]),
+    ["float32", "int8", "bool", "dense", "sparse", "half", "codebook", "linear", "lzma", "ctx", "zstd", ""]),
     st.lists(st.integers(-3, 1 << 24), max_size=4))
 
 
 @pytest.fixture(scope="module")
 def valid(tmp_path_factory) -> bytes:
-    """mnist-cnn stored with every encoding: dense, 8-bit grid, sparse 4-bit codebook, fp16."""
+    """mnist-cnn stored with every encoding: dense, 8-bit grid, sparse 4-bit codebook (index + LZMA, and
+    context-coded), fp16."""
     torch.manual_seed(0)
     model = build_model("mnist-cnn", {})
     with torch.no_grad():
@@ -35,11 +36,18 @@ def valid(tmp_path_factory) -> bytes:
         model[3].weight.copy_(linear.project(model[3].weight, grid))
         w = model[7].weight
         book = torch.linspace(float(w.min()), float(w.max()), 16)
-        w.copy_(book[torch.randint(0, 16, w.shape)] * (torch.rand_like(w) > 0.9))
-        model[9].weight.copy_(model[9].weight.half().float())
+        w.copy_(book[torch.randint(0, 16, w.shape)] * (torch.rand_like(w) < 0.1))
+        w = model[9].weight  # skewed codes and dead inputs: the context coder wins
+        codes = torch.where(torch.rand(w.shape) < 0.9, 3, torch.randint(0, 16, w.shape))
+        w.copy_(torch.linspace(-0.3, 0.3, 16)[codes] * (torch.rand_like(w) < 0.4))
+        w[:, 50:] = 0
+        model[9].bias.copy_(model[9].bias.half().float())
     path = tmp_path_factory.mktemp("fuzz") / "v.mzip"
     compress.save(model, path, "mnist-cnn", grids={"3.weight": grid})
-    return path.read_bytes()
+    header = artifact.read_header(path)  # 7.weight as the sparse index + LZMA form (the context coder won)
+    enc = artifact.encode_tensor(model[7].weight)
+    header.manifest["tensors"]["7.weight"], header.payloads["7.weight"] = enc.meta, enc.payload
+    return artifact.assemble((header.manifest["tensors"], header.payloads), header.spec)
 
 
 def _load(data: bytes, path: Path) -> None:
@@ -95,7 +103,7 @@ def test_forged_manifests_with_valid_checksums_give_only_clean_errors(valid, tmp
 def test_the_fixture_is_valid_and_uses_every_encoding(valid, tmp_path):
     path = tmp_path / "v.mzip"
     path.write_bytes(valid)
-    encodings = {m["enc"] + ("+sparse" if "nnz" in m else "") for m in artifact.read_header(path).manifest["tensors"]
-                 .values()}
-    assert {"linear", "codebook+sparse", "half"} <= encodings
+    encodings = {m["enc"] + ("+sparse" if "nnz" in m else "") + ("+ctx" if m.get("z") == "ctx" else "")
+                 for m in artifact.read_header(path).manifest["tensors"].values()}
+    assert {"linear", "codebook+sparse", "codebook+ctx", "half"} <= encodings
     assert isinstance(compress.load(path), torch.nn.Module)
