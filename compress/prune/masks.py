@@ -76,3 +76,9 @@ class MaskHook(TrainHook):
     def apply(self) -> None:
         for p, m in self.pairs:
             p.mul_(m)
+
+    @torch.no_grad()
+    def keep_zeros(self) -> None:
+        """Extend the masks to every weight now at zero (after units were zeroed outside the hook)."""
+        for p, m in self.pairs:
+            m &= p != 0

@@ -17,6 +17,8 @@ from compress.prune import importance
 from compress.prune.masks import MaskHook, prunable_params, select
 from compress.prune.schedules import GradualHook, MaskFn, cycle_rates
 from compress.prune.search import search_rate
+from compress.prune.structured import output_layers
+from compress.prune.unread import zero_unread_units
 from compress.prune.variational import VariationalHook
 from compress.recipe.base import FinetuneConfig
 from compress.recipe.methods import UnstructuredPrune
@@ -32,6 +34,8 @@ def prune_unstructured(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace) 
     else:
         hook = _scheduled(model, cfg, ws, params, out)
     out.hooks.append(hook)
+    if cfg.zero_unread:
+        _zero_unread(model, ws, hook, out.notes)
     learned = cfg.schedule == "variational" and cfg.rate is None  # no threshold across layers, so no ceiling
     if cfg.scope == "global" and cfg.max_layer_rate < 100.0 and not learned:
         out.notes.extend(_ceiling_note(params, cfg.max_layer_rate))
@@ -53,6 +57,15 @@ def _scheduled(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace, params: 
     if cfg.schedule == "iterative":
         return _iterative(model, cfg, ws, params, mask_fn, out.notes)
     return _gradual(model, cfg, ws, params, mask_fn, out.notes)
+
+
+def _zero_unread(model: nn.Module, ws: Workspace, hook: MaskHook, notes: list[str]) -> None:
+    """Units whose every outgoing weight was pruned lose their incoming weights and bias too (exact)."""
+    example = ws.data.test.head(1).x.to(ws.run.device)
+    zeroed = zero_unread_units(model, example, output_layers(model, example))
+    if zeroed:
+        hook.keep_zeros()
+        notes.append(f"zeroed the weights and biases of {zeroed} unit(s) no later layer reads (outputs unchanged)")
 
 
 def _ceiling_note(params: dict[str, nn.Parameter], ceiling: float) -> list[str]:

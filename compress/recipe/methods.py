@@ -92,6 +92,8 @@ class UnstructuredPrune(PruneBase):
     max_log_alpha: float = Field(3.0, ge=-10.0, le=10.0, description="'variational' without rate: weights whose "
                                  "learned log α (noise-to-signal) is above this go, in every layer (max_layer_rate "
                                  "does not apply: the data decides how sparse each layer gets)")
+    zero_unread: bool = Field(True, description="zero the incoming weights and bias of every unit whose outgoing "
+                              "weights were all pruned (exact: the outputs do not change; smaller files)")
     max_layer_rate: float = Field(99.0, gt=0.0, le=100.0, description="scope global: no layer loses more than this "
                                   "% of its weights (a global threshold can otherwise empty a small layer, "
                                   "such as the classifier)")
