@@ -316,7 +316,8 @@ def describe(header: Header | Artifact) -> list[dict[str, Any]]:
         bits = meta.get("bits") or (16 if meta.get("enc") == "half" else native)
         nonzero = int(meta["nnz"]) if "nnz" in meta else _nonzero(header, name, n)
         enc = str(meta.get("enc")) + ("+sparse" if "nnz" in meta and meta.get("enc") != "sparse" else "")
-        rows.append({"name": name, "shape": shape, "encoding": enc + ("+lzma" if meta.get("z") else ""),
+        coder = {"lzma": "+lzma", "ctx": "+context"}.get(str(meta.get("z")), "")
+        rows.append({"name": name, "shape": shape, "encoding": enc + coder,
                      "bits": bits, "sparsity": 1.0 - nonzero / n if n else 0.0, "bytes": sizes[name], "numel": n})
     return rows
 

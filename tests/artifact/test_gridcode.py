@@ -107,3 +107,15 @@ def test_reader_refuses_more_context_coded_values_than_any_writer_stores(tmp_pat
         decode_tensor({**meta, "shape": [1024, 513]}, bytes(9))
     with pytest.raises(ValueError, match="code of zero"):
         decode_tensor({**meta, "shape": [4], "zero": 2}, bytes(9))
+
+
+def test_inspect_names_the_coder_and_counts_the_non_zeros(tmp_path):
+    from compress import artifact
+    from compress.artifact import ModelSpec
+
+    w = _structured()
+    path = tmp_path / "m.mzip"
+    path.write_bytes(artifact.to_bytes({"1.weight": w}, ModelSpec("lenet-300-100")))
+    (row,) = artifact.describe(artifact.read_header(path))
+    assert row["encoding"] == "codebook+context"
+    assert row["sparsity"] == pytest.approx(1 - int((w != 0).sum()) / w.numel())
