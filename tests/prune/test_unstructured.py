@@ -32,7 +32,7 @@ def pruned(trained, **cfg) -> torch.nn.Module:
 
 @pytest.mark.parametrize("scope", ["global", "layer"])
 def test_rate_is_exact(trained_lenet, scope):
-    model = pruned(trained_lenet, rate=80, scope=scope)
+    model = pruned(trained_lenet, rate=80, scope=scope, zero_unread=False)  # the criterion's own rate
     weights = [m.weight for m in model if isinstance(m, torch.nn.Linear)]
     zeros = sum(int((w == 0).sum()) for w in weights)
     assert zeros == pytest.approx(0.8 * sum(w.numel() for w in weights), abs=3)
@@ -117,7 +117,8 @@ def _small_head_model() -> torch.nn.Module:
 def test_global_pruning_never_empties_a_layer_past_its_ceiling(trained_lenet, ceiling, head_kept):
     _, data = trained_lenet
     model = _small_head_model()
-    out = apply(model, UnstructuredPrune(rate=90, max_layer_rate=ceiling), Workspace(data, RunContext(CPU, 0), 1000))
+    cfg = UnstructuredPrune(rate=90, max_layer_rate=ceiling, zero_unread=False)  # the threshold's own zeros
+    out = apply(model, cfg, Workspace(data, RunContext(CPU, 0), 1000))
     weights = [model[1].weight, model[3].weight]
     assert int((model[3].weight != 0).sum()) == head_kept  # 640 × 1 % = 6.4 → at most 633 of 640 removed
     zeros = sum(int((w == 0).sum()) for w in weights)
