@@ -4,10 +4,11 @@ Weights are random, pruned/quantized synthetically. Each scenario runs in a fres
 process so its peak resident memory is its own. Targets: encode ≤ 5 s, decode ≤ 5 s,
 peak memory above the process's start ≤ 3× the fp32 model size.
 
-    python benchmarks/artifact.py
+    python benchmarks/artifact.py [--reference]   # --reference: each scenario also without the context coder
 """
 from __future__ import annotations
 
+import argparse
 import multiprocessing as mp
 import resource
 import tempfile
@@ -47,11 +48,14 @@ def _make(scenario: str):
     return model, grids
 
 
-def _run(scenario: str, queue: mp.Queue) -> None:
+def _run(scenario: str, queue: mp.Queue, context: bool = True) -> None:
     import torch
 
     import compress
-    from compress.artifact import ModelSpec
+    from compress.artifact import ModelSpec, gridcode
+
+    if not context:  # the reference: a budget that allows nothing (this process only)
+        gridcode.Budget.__init__.__defaults__ = (0, 0)
 
     model, grids = _make(scenario)
     n = sum(p.numel() for p in model.parameters())
@@ -73,15 +77,20 @@ def _run(scenario: str, queue: mp.Queue) -> None:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--reference", action="store_true",
+                    help="also run each scenario without the context-adaptive coder (the format-1 encoder's choices)")
+    args = ap.parse_args()
     ctx = mp.get_context("spawn")
     print(f"{'scenario':28s} {'params':>11s} {'fp32 MB':>8s} {'file MB':>8s} {'ratio':>6s} "
           f"{'encode s':>8s} {'decode s':>8s} {'peak MB (× fp32)':>17s}")
-    for scenario in SCENARIOS:
+    for scenario, context in [(s, c) for s in SCENARIOS for c in ((True, False) if args.reference else (True,))]:
         queue: mp.Queue = ctx.Queue()
-        proc = ctx.Process(target=_run, args=(scenario, queue))
+        proc = ctx.Process(target=_run, args=(scenario, queue, context))
         proc.start()
         name, n, fp32_mb, size, t_enc, t_dec, _, peak, ok = queue.get()
         proc.join()
+        name += "" if context else " (no context coder)"
         print(f"{name:28s} {n:11,d} {fp32_mb:8.1f} {size / 1e6:8.2f} {fp32_mb * 1e6 / size:6.1f} "
               f"{t_enc:8.2f} {t_dec:8.2f} {peak:8.0f} ({peak / fp32_mb:.2f}×)  {'ok' if ok else 'FAILED'}")
 

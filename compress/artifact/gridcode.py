@@ -29,7 +29,7 @@ class Budget:
     to compare (so saving a large model is not slowed by attempts that lose). One per file written."""
 
     room: int = LIMIT
-    tries: int = 4 * LIMIT
+    tries: int = LIMIT  # a ResNet-50 4-bit save: 3.2 s without the coder, 3.6 s with this, 4.8 s with 4 × LIMIT
 
     def allows(self, n: int) -> bool:
         return 0 < n <= min(self.room, self.tries)
