@@ -29,8 +29,10 @@ FORMAT = "modelzip"
 FORMAT_VERSION = 2  # 2: the manifest beyond format/model is one compressed payload; 1 (read): all in the header
 _META_KEY = "modelzip"
 BLOB = "__modelzip__"  # format 2: the payload holding the compressed manifest
+PACKED = "__packed__"  # format 2: the payloads of small tensors, one after another in manifest order
+PACK_LIMIT = 1 << 14  # bytes: a payload this small shares that buffer (its own safetensors entry costs ~65 B)
 _BLOB_FILTERS = [{"id": lzma.FILTER_LZMA1, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 20}]
-_BLOB_KEYS = ("tensors", "recipe", "report", "execute", "versions")
+_BLOB_KEYS = ("tensors", "packed", "recipe", "report", "execute", "versions")
 _INFO_KEY = "info.xz.b85"  # format 1: recipe and report, JSON, LZMA-compressed, base85 text
 _MAX_INFO = 16 << 20  # bytes the recipe/report block (format 1) or the manifest (format 2) may decompress to
 MAX_UNBOUNDED_ELEMENTS = 1 << 27  # elements decoded when the caller gives no architecture to bound them
@@ -107,31 +109,43 @@ def assemble(encoded: Encoded, spec: ModelSpec, *, recipe: dict[str, Any] | None
 def assemble_parts(encoded: Encoded, spec: ModelSpec, **extra: Any) -> list[bytes]:
     """The file as its pieces: header, compressed manifest, then each payload (written in turn: no joined copy)."""
     metas, payloads = encoded
-    clear, blob = make_manifest(metas, spec, **extra)
+    packed = packing({k: len(v) for k, v in payloads.items()})
+    clear, blob = make_manifest(metas, spec, packed=packed, **extra)
     digest = manifest_hash(clear)
     digest.update(blob)
     for name in metas:
         digest.update(payloads[name])
     clear["sha256"] = digest.hexdigest()
-    return [file_head(clear, {BLOB: len(blob), **{k: len(v) for k, v in payloads.items()}}), blob,
-            *payloads.values()]
+    small = b"".join(payloads[k] for k in packed)
+    own = {k: v for k, v in payloads.items() if k not in packed}
+    lengths = {BLOB: len(blob), **({PACKED: len(small)} if packed else {}), **{k: len(v) for k, v in own.items()}}
+    return [file_head(clear, lengths), blob, *([small] if packed else []), *own.values()]
+
+
+def packing(lengths: dict[str, int]) -> dict[str, int]:
+    """The tensors whose payloads go into the shared buffer, in order, with their lengths."""
+    return {k: n for k, n in lengths.items() if n <= PACK_LIMIT}
 
 
 def make_manifest(metas: dict[str, Any], spec: ModelSpec, *, recipe: dict[str, Any] | None = None,
                   report: dict[str, Any] | None = None, execute: dict[str, Any] | None = None,
-                  versions: dict[str, int] | None = None) -> tuple[dict[str, Any], bytes]:
+                  versions: dict[str, int] | None = None,
+                  packed: dict[str, int] | None = None) -> tuple[dict[str, Any], bytes]:
     """The manifest, still without its checksum: what stays readable in the safetensors header (format,
     version, model) and the rest as one LZMA-compressed JSON payload — tensor encodings, recipe, report,
     ``execute`` (an optional int8 runtime plan loaders may rebuild) and ``versions`` (the state_dict's
-    module versions, ``_metadata``, that some modules' loaders read). Compressed together they take about
-    a third of the bytes they took as JSON text in the header (format 1), which matters next to a 10 KB model.
+    module versions, ``_metadata``, that some modules' loaders read) and ``packed``, which payloads share one
+    buffer. Compressed together they take about a third of the bytes they took as JSON text in the header
+    (format 1), which matters next to a 10 KB model.
     """
-    if BLOB in metas:
-        raise ArtifactError(f"a tensor is named '{BLOB}', which the file format reserves", "rename the parameter")
+    for name in (BLOB, PACKED):
+        if name in metas:
+            raise ArtifactError(f"a tensor is named '{name}', which the file format reserves", "rename the parameter")
     clear: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION, "modelzip": __version__,
                              "model": {"name": spec.name, "kwargs": spec.kwargs}}
     inner: dict[str, Any] = {"tensors": metas}
-    extra = {"recipe": recipe, "report": report, "execute": execute, "versions": versions or None}
+    extra = {"packed": packed or None, "recipe": recipe, "report": report, "execute": execute,
+             "versions": versions or None}
     inner.update({k: v for k, v in extra.items() if v is not None})
     text = json.dumps(inner, separators=(",", ":")).encode()
     return clear, lzma.compress(text, format=lzma.FORMAT_RAW, filters=_BLOB_FILTERS)
@@ -192,11 +206,12 @@ def read_header(path: Path) -> Header:
         raise ArtifactError(f"{path}: no such file" if not path.exists() else
                             f"{path} is not a regular file (a device, FIFO or socket)")
     try:
-        clear, blob, payloads = _read_raw(path)
+        clear, blob, payloads, small = _read_raw(path)
         manifest = {**clear, **(_unpack(blob) if blob is not None else {})}
         tensors = manifest.get("tensors")
         if not isinstance(tensors, dict):
             raise ArtifactError(f"{path}: the manifest lists no tensors")
+        payloads.update(_unpacked(manifest.pop("packed", None), small, payloads))
         if set(payloads) != set(tensors):
             raise ArtifactError(f"{path}: manifest and payload list different tensors")
         ok = clear.get("sha256") == _checksum(clear, blob, tensors, payloads)
@@ -269,8 +284,9 @@ def _check_shapes(path: Path, metas: dict[str, Any], limits: dict[str, tuple[int
             raise ArtifactError(f"{path}: the tensors declare more than {MAX_UNBOUNDED_ELEMENTS:,} values")
 
 
-def _read_raw(path: Path) -> tuple[dict[str, Any], bytes | None, dict[str, bytes]]:
-    """The readable manifest, the compressed one (format 2; None in format 1) and the payloads."""
+def _read_raw(path: Path) -> tuple[dict[str, Any], bytes | None, dict[str, bytes], bytes]:
+    """The readable manifest, the compressed one (format 2; None in format 1), the payloads stored on their
+    own and the shared buffer of small ones (format 2; may be empty)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as fh:
@@ -284,13 +300,30 @@ def _read_raw(path: Path) -> tuple[dict[str, Any], bytes | None, dict[str, bytes
         if manifest.get("version") not in (1, FORMAT_VERSION):
             raise ArtifactError(f"{path}: unknown format version {str(manifest.get('version'))[:20]} "
                                 f"(this modelzip reads versions 1 to {FORMAT_VERSION})", "upgrade modelzip")
-        blob = None
+        blob, small, keys = None, b"", set(fh.keys())
         if manifest["version"] >= 2:
-            if BLOB not in fh.keys():
+            if BLOB not in keys:
                 raise ArtifactError(f"{path}: the compressed manifest is missing")
             blob = fh.get_tensor(BLOB).numpy().tobytes()
-        payloads = {k: fh.get_tensor(k).numpy().tobytes() for k in fh.keys() if k != BLOB}
-    return manifest, blob, payloads
+            small = fh.get_tensor(PACKED).numpy().tobytes() if PACKED in keys else b""
+        payloads = {k: fh.get_tensor(k).numpy().tobytes() for k in fh.keys() if k not in (BLOB, PACKED)}
+    return manifest, blob, payloads, small
+
+
+def _unpacked(packed: Any, small: bytes, own: dict[str, bytes]) -> dict[str, bytes]:
+    """The small tensors' payloads, cut from the shared buffer by the lengths the manifest lists."""
+    if packed is None:
+        if small:
+            raise ValueError("a shared payload buffer the manifest does not describe")
+        return {}
+    if not isinstance(packed, dict) or not all(isinstance(n, int) and 0 <= n <= PACK_LIMIT for n in packed.values()):
+        raise ValueError("the list of packed payloads is malformed")
+    if sum(packed.values()) != len(small) or set(packed) & set(own):
+        raise ValueError("packed payload lengths do not match the shared buffer")
+    out, start = {}, 0
+    for name, n in packed.items():
+        out[name], start = small[start:start + n], start + n
+    return out
 
 
 def _unpack(blob: bytes) -> dict[str, Any]:

@@ -13,12 +13,14 @@ import torch
 from compress.artifact import gridcode
 from compress.artifact.container import (
     BLOB,
+    PACKED,
     Encoded,
     ModelSpec,
     assemble_parts,
     file_head,
     make_manifest,
     manifest_hash,
+    packing,
 )
 from compress.artifact.encodings import LinearGrid, encode_tensor
 from compress.errors import InputError
@@ -55,14 +57,19 @@ def write_state(path: Path, state: dict[str, torch.Tensor], spec: ModelSpec, *,
             metas[name], lengths[name] = enc.meta, len(enc.payload)
             _spill(spill, enc.payload, path)
             del enc  # the payload lives in the spill file only
-        manifest, blob = make_manifest(metas, spec, recipe=recipe, report=report, versions=versions)
+        packed = packing(lengths)
+        manifest, blob = make_manifest(metas, spec, recipe=recipe, report=report, versions=versions, packed=packed)
         digest = manifest_hash(manifest)
         digest.update(blob)
-        for chunk in _chunks(spill):
+        for chunk in _chunks(spill, [(0, sum(lengths.values()))]):
             digest.update(chunk)
         manifest["sha256"] = digest.hexdigest()
-        head = file_head(manifest, {BLOB: len(blob), **lengths})
-        write_atomic(path, itertools.chain([head, blob], _chunks(spill)))
+        offsets = dict(zip(lengths, itertools.accumulate(lengths.values(), initial=0)))
+        small = b"".join(b"".join(_chunks(spill, [(offsets[k], n)])) for k, n in packed.items())
+        own = {k: n for k, n in lengths.items() if k not in packed}
+        head = file_head(manifest, {BLOB: len(blob), **({PACKED: len(small)} if packed else {}), **own})
+        rest = _chunks(spill, [(offsets[k], n) for k, n in own.items()])
+        write_atomic(path, itertools.chain([head, blob, small], rest))
     return len(head) + len(blob) + sum(lengths.values())
 
 
@@ -74,7 +81,13 @@ def _spill(fh: IO[bytes], payload: bytes, path: Path) -> None:
                          "check free space and permissions") from None
 
 
-def _chunks(fh: IO[bytes]) -> Iterator[bytes]:
-    fh.seek(0)
-    while chunk := fh.read(_CHUNK):
-        yield chunk
+def _chunks(fh: IO[bytes], ranges: list[tuple[int, int]]) -> Iterator[bytes]:
+    """The spill file's bytes in ``ranges`` (offset, length), in that order, a chunk at a time."""
+    for start, length in ranges:
+        fh.seek(start)
+        while length > 0:
+            chunk = fh.read(min(_CHUNK, length))
+            if not chunk:
+                raise OSError("the spill file is shorter than what was written to it")
+            length -= len(chunk)
+            yield chunk
