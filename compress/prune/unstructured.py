@@ -34,11 +34,11 @@ def prune_unstructured(model: nn.Module, cfg: UnstructuredPrune, ws: Workspace) 
     else:
         hook = _scheduled(model, cfg, ws, params, out)
     out.hooks.append(hook)
-    if cfg.zero_unread:
-        _zero_unread(model, ws, hook, out.notes)
     learned = cfg.schedule == "variational" and cfg.rate is None  # no threshold across layers, so no ceiling
     if cfg.scope == "global" and cfg.max_layer_rate < 100.0 and not learned:
-        out.notes.extend(_ceiling_note(params, cfg.max_layer_rate))
+        out.notes.extend(_ceiling_note(params, cfg.max_layer_rate))  # before the unread zeros: the threshold's
+    if cfg.zero_unread:
+        _zero_unread(model, ws, hook, out.notes)
     return out
 
 
