@@ -1,4 +1,4 @@
-"""Dense bit packing of unsigned integer codes and Rice coding of sparse indices.
+"""Dense bit packing of unsigned integer codes, Rice coding of sparse indices, and tensors as raw bytes.
 
 Everything is vectorized NumPy, processed in chunks so that temporary memory
 stays a small multiple of the output.
@@ -6,6 +6,7 @@ stays a small multiple of the output.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 _CHUNK = 1 << 20  # values per chunk; a multiple of 8 keeps chunk outputs byte aligned
 
@@ -98,3 +99,14 @@ def decode_index(k: int, unary: bytes, rem: bytes, count: int) -> np.ndarray:
 def _gaps(positions: np.ndarray) -> np.ndarray:
     positions = np.asarray(positions, dtype=np.int64)
     return np.diff(positions, prepend=-1) - 1
+
+
+def raw_bytes(t: torch.Tensor) -> bytes:
+    return t.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def from_raw(data: bytes, dtype: torch.dtype, count: int) -> torch.Tensor:
+    size = torch.empty((), dtype=dtype).element_size()
+    if len(data) != count * size:
+        raise ValueError(f"expected {count * size} bytes of {dtype}, got {len(data)}")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).view(dtype) if count else torch.empty(0, dtype=dtype)

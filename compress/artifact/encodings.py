@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from compress.artifact import bitpack, gridcode
+from compress.artifact.bitpack import from_raw, raw_bytes
 
 _DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32,
@@ -56,17 +57,6 @@ class LinearGrid:
 class Encoded:
     meta: dict[str, Any]
     payload: bytes
-
-
-def raw_bytes(t: torch.Tensor) -> bytes:
-    return t.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-
-
-def from_raw(data: bytes, dtype: torch.dtype, count: int) -> torch.Tensor:
-    size = torch.empty((), dtype=dtype).element_size()
-    if len(data) != count * size:
-        raise ValueError(f"expected {count * size} bytes of {dtype}, got {len(data)}")
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8).view(dtype) if count else torch.empty(0, dtype=dtype)
 
 
 def encode_tensor(t: torch.Tensor, grid: LinearGrid | None = None, entropy: bool = True,
