@@ -71,15 +71,17 @@ class Result(Generic[State]):
     trials: list[Trial] = field(default_factory=list)
 
 
-def bisect(lo: float, hi: float, passes: Callable[[float], bool], *, steps: int = 7,
+def bisect(lo: float, hi: float, passes: Callable[[float], bool], *, steps: int | None = 7,
            discrete: bool = False) -> float:
     """Highest level that passes, by bisection: ``lo`` is taken to pass, ``hi`` to fail.
 
-    Continuous: ``steps`` halvings. Discrete: until ``lo`` and ``hi`` are adjacent integers.
+    Continuous: ``steps`` halvings. Discrete: until ``lo`` and ``hi`` are adjacent integers, or after
+    ``steps`` trials (None: no limit) — never the same integer twice.
     """
     if discrete:
-        a, b = int(lo), int(hi)
-        while b - a > 1:
+        a, b, left = int(lo), int(hi), steps
+        while b - a > 1 and (left is None or left > 0):
+            left = None if left is None else left - 1
             mid = (a + b) // 2
             a, b = (mid, b) if passes(mid) else (a, mid)
         return float(a)
@@ -110,7 +112,8 @@ def search(knob: Knob[State], budget: Budget) -> Result[State]:
 
     if knob.check_lo and not probed(knob.lo):
         return Result(None, None, None, trials)
-    start = bisect(knob.lo, knob.hi, probed, steps=knob.probe_steps, discrete=knob.discrete)
+    start = bisect(knob.lo, knob.hi, probed, steps=None if knob.discrete else knob.probe_steps,
+                   discrete=knob.discrete)
     if knob.refiner is None:
         return Result(start, None, start, trials)
     kept, reached = knob.refiner.climb(start, trials)
@@ -140,5 +143,5 @@ def _tune(knob: Knob[State], kept: Candidate[State], top: float, trials: list[Tr
         passes(kept.level)
     else:
         steps = knob.tune_steps if top - kept.level > knob.min_gap else 0
-        bisect(kept.level, top, passes, steps=steps)
+        bisect(kept.level, top, passes, steps=steps, discrete=knob.discrete)
     return best

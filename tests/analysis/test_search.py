@@ -14,6 +14,10 @@ def test_bisect_finds_the_boundary_on_continuous_and_discrete_levels():
     assert bisect(0, 100, lambda x: x <= 37.3, steps=20) == pytest.approx(37.3, abs=1e-3)
     assert bisect(0, 10, lambda k: k <= 6, discrete=True) == 6
     assert bisect(0, 10, lambda k: False, discrete=True) == 0
+    tried = []
+    assert bisect(4, 7, lambda k: tried.append(k) or True, steps=3, discrete=True) == 6
+    assert tried == [5, 6]  # integers only, none twice: 6.5 would have been level 6 again
+    assert bisect(0, 64, lambda k: True, steps=2, discrete=True) == 48  # a step limit holds for integers too
 
 
 def test_probe_only_knob_and_an_impossible_budget():
