@@ -239,9 +239,12 @@ def _batches(data: Dataset, cfg: TrainConfig, ctx: RunContext, gen: torch.Genera
 
 
 def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
-        label: str = "train", hooks: Sequence[TrainHook] = (), teacher: nn.Module | None = None) -> FitResult:
+        label: str = "train", hooks: Sequence[TrainHook] = (), teacher: nn.Module | None = None,
+        shuffle: torch.Generator | None = None) -> FitResult:
     """Train ``model`` in place for ``cfg.epochs`` (or ``cfg.max_steps``) on ``data.train``; hooks keep
-    invariants. With a fine-tuning ``cfg.distill`` > 0, ``teacher``'s softened outputs join the labels."""
+    invariants. With a fine-tuning ``cfg.distill`` > 0, ``teacher``'s softened outputs join the labels.
+    ``shuffle``: the generator of the batch order (default: one seeded from the run's seed), passed by a
+    caller that trains in pieces shorter than an epoch so that each piece sees other samples."""
     if isinstance(cfg, FinetuneConfig) and cfg.distill > 0 and teacher is None:
         raise InputError("finetune.distill needs the uncompressed model as teacher, and there is none here",
                          "use distill in a finetune that follows a prune or quantize stage")
@@ -252,7 +255,7 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
         model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
-    total, step, gen = total_steps(cfg, steps_per_epoch), 0, ctx.generator(offset=1)
+    total, step, gen = total_steps(cfg, steps_per_epoch), 0, shuffle or ctx.generator(offset=1)
     stepper = _Stepper(model, _parallel(model, ctx), opt, make_schedule(opt, cfg, steps_per_epoch), amp, cfg,
                        hooks, teacher, total)
     for hook in hooks:

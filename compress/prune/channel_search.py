@@ -1,15 +1,20 @@
 """Channel pruning without a rate: the search driver walks a path of per-group allocations.
 
 The path (``channel_cost``) goes from the dense model towards every group at its last share.
-Under an accuracy budget the knob is the position on it: probe positions with evaluation only,
-then fine-tune a few between the probe's answer and the end (each trial on a copy of the dense
-model: channel surgery cannot be undone). With a speed target the answer is the first position
-at least that much cheaper, fine-tuned once. The chosen model is rebuilt on the original module
-(the same counts give the same channels) and finishes its fine-tuning.
+Under an accuracy budget the knob is the position on it: probe positions with evaluation only;
+then climb (NetAdapt's loop): cut one step further along the path, fine-tune for a share of the
+stage's epochs, check the budget (a miss gets a second share at the same width), and again. Each
+cut starts from the model the last one fine-tuned, so the model adapts as it thins, where a cut
+from the dense model straight to a far position loses more than a short fine-tune wins back.
+Then short fine-tunes bisect between the last position inside and the end of the path, each
+from the best model so far. With a speed target the answer is the first position at least that much cheaper,
+fine-tuned once. The chosen model is rebuilt on the original module (the same counts give the
+same shapes), takes the kept weights and finishes its fine-tuning.
 """
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,9 +30,11 @@ from compress.prune.channel_plan import GroupPlan
 from compress.recipe.base import FinetuneConfig
 from compress.recipe.methods import ChannelPrune
 from compress.report import Trial
-from compress.training import fit
+from compress.training import fit, total_steps
 
 Cost = Callable[[nn.Module], float]
+_CLIMB_STEPS = 8  # cuts of a climb from the probe's position to the end of the path
+_MAX_PIECES = 10  # pieces of fine-tuning a climb may spend: 1.25 times the stage's (cuts and second chances)
 
 
 @dataclass
@@ -41,10 +48,12 @@ class Walk:
     groups: list[GroupPlan]
     path: list[channel_cost.Shares]
 
-    def cut(self, model: nn.Module, level: float) -> nn.Module:
-        """``model`` (a copy of the dense one) pruned to position ``level`` of the path."""
+    def cut(self, model: nn.Module, level: float, since: float = 0.0) -> nn.Module:
+        """``model``, pruned to position ``since`` of the path (0: the dense model), cut on to ``level``."""
+        before = channel_cost.counts(self.groups, self.path[int(since)])
+        after = channel_cost.counts(self.groups, self.path[int(level)])
         structured.prune_counts(model, self.cfg, self.ws, self.example,
-                                channel_cost.counts(self.groups, self.path[int(level)]))
+                                {name: n - before[name] for name, n in after.items()})
         return model
 
     def trial(self, phase: str, level: float, model: nn.Module, accuracy: float | None, met: bool, start: float,
@@ -55,26 +64,65 @@ class Walk:
 
 
 class TuneRefiner:
-    """Fine-tuned trials (half the epochs) on copies; no climb: surgery cannot happen inside training."""
+    """The fine-tuning phases: a climb of cuts and short fine-tunes, then fine-tuned bisection (half the
+    epochs each) from the kept model; a candidate's state is its model (None: the dense one)."""
 
-    def __init__(self, walk: Walk, budget: Budget, short: FinetuneConfig) -> None:
-        self.walk, self.budget, self.short = walk, budget, short
+    def __init__(self, walk: Walk, budget: Budget, ft: FinetuneConfig) -> None:
+        self.walk, self.budget, self.ft = walk, budget, ft
+        self.short = ft.model_copy(update={"epochs": max(1, ft.epochs // 2)})
 
     def climb(self, start: float, trials: list[Trial]) -> tuple[Candidate[nn.Module | None] | None, float]:
-        return Candidate(start, None), float(len(self.walk.path) - 1)
+        """Cut step by step from ``start`` towards the end of the path, an eighth of the stage's fine-tuning
+        after each cut; the last model inside the budget, and the end of the path as the tune's upper end.
+
+        A check right after a short piece is pessimistic (the cut has not healed yet), so a cut that misses
+        gets one more piece at the same width; a second miss in a row ends the climb. The tune's trials
+        fine-tune half the epochs, so a position the climb missed may well pass one: they bisect up to the
+        end of the path, not only to the climb's last cut."""
+        walk, last = self.walk, len(self.walk.path) - 1
+        todo = sorted({round(start + (last - start) * k / _CLIMB_STEPS) for k in range(1, _CLIMB_STEPS + 1)} -
+                      set(range(int(start) + 1)))
+        if not todo:  # the whole path is inside without fine-tuning
+            return Candidate(start, None), start
+        steps = total_steps(self.ft, math.ceil(len(walk.ws.data.train) / self.ft.batch_size))
+        piece = self.ft.model_copy(update={"max_steps": max(1, steps // _CLIMB_STEPS)})
+        order = walk.ws.run.generator(offset=1)  # one batch order across the pieces: each sees new samples
+        model, at, best, held = copy.deepcopy(walk.dense), 0.0, None, False
+        for _ in range(_MAX_PIECES):
+            if not todo:
+                break
+            begin = time.perf_counter()
+            if not held:
+                walk.cut(model, todo[0], since=at)
+                at = float(todo[0])
+            fit(model, walk.ws.data, piece, walk.ws.run, label=f"channel search: climb at step {int(at)}",
+                hooks=walk.ws.hooks, teacher=walk.ws.teacher, shuffle=order)
+            trials.append(trial := self._check("climb", at, model, begin))
+            if trial.met:
+                best, held = Candidate(at, copy.deepcopy(model)), False
+                todo.pop(0)
+            elif held:
+                break
+            else:
+                held = True
+        return best, float(last)
 
     def start(self, level: float) -> Candidate[nn.Module | None]:
         return Candidate(level, None)
 
     def tune(self, level: float, base: Candidate[nn.Module | None]) -> tuple[Trial, Candidate[nn.Module | None]]:
+        """``base``'s model (or the dense one) cut on to ``level`` and fine-tuned for half the epochs."""
         begin, level = time.perf_counter(), float(int(level))
-        model = self.walk.cut(copy.deepcopy(self.walk.dense), level)
+        model = copy.deepcopy(base.state) if base.state is not None else copy.deepcopy(self.walk.dense)
+        self.walk.cut(model, level, since=base.level if base.state is not None else 0.0)
         ws = self.walk.ws
         fit(model, ws.data, self.short, ws.run, label=f"channel search: step {int(level)}", hooks=ws.hooks,
             teacher=ws.teacher)
-        acc = ws.accuracy(model, self.budget.split)
-        met = acc >= self.budget.floor
-        return self.walk.trial("tune", level, model, acc, met, begin), Candidate(level, model)
+        return self._check("tune", level, model, begin), Candidate(level, model)
+
+    def _check(self, phase: str, level: float, model: nn.Module, begin: float) -> Trial:
+        acc = self.walk.ws.accuracy(model, self.budget.split)
+        return self.walk.trial(phase, level, model, acc, acc >= self.budget.floor, begin)
 
 
 def search_channels(model: nn.Module, cfg: ChannelPrune, ws: Workspace, example: torch.Tensor) -> Outcome:
@@ -125,8 +173,9 @@ def _within_budget(walk: Walk, budget: Budget, ft: FinetuneConfig, out: Outcome)
         acc = walk.ws.accuracy(trial, budget.split)
         return walk.trial("probe", level, trial, acc, acc >= budget.floor, begin)
 
-    short = ft.model_copy(update={"epochs": max(1, ft.epochs // 2)})
-    knob = Knob(0, len(walk.path), probe, discrete=True, refiner=TuneRefiner(walk, budget, short), min_gap=1)
+    # with the climb (≤ 1.25), two tunes (0.5 each) and the final one (0.5): ≤ 2.75 fine-tunings besides the tables
+    knob = Knob(0, len(walk.path), probe, discrete=True, refiner=TuneRefiner(walk, budget, ft), min_gap=1,
+                tune_steps=2)
     result = search(knob, budget)
     out.trials.extend(result.trials)
     assert result.candidate is not None

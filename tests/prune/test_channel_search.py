@@ -25,7 +25,11 @@ def test_budget_search_cuts_channels_inside_the_budget(tmp_path, cnn_base):
     assert report.constraint.met and report.final.accuracy >= report.rows[0].accuracy - 1.0
     assert report.final.macs < 0.9 * report.rows[0].macs
     phases = [t.phase for t in report.search]
-    assert phases[0] == "probe" and "tune" in phases and "climb" not in phases
+    assert phases[0] == "probe" and "climb" in phases and phases.index("climb") > phases.index("probe")
+    climb = [t for t in report.search if t.phase == "climb"]
+    assert [t.rate for t in climb] == sorted(t.rate for t in climb)  # each cut goes further than the last
+    for before, after in zip(climb, climb[1:]):
+        assert after.rate > before.rate or not before.met  # only a miss gets a second piece at its width
     assert any(n.startswith("channel search (sensitivity allocation, objective macs)") for n in report.notes)
     x = result.state.data.test.x[:16]
     assert compress.load(result.output)(x).shape == (16, 10)  # reloads into the pruned shapes
@@ -103,6 +107,35 @@ def test_measured_savings_are_cached_per_architecture(tmp_path, cnn_base):
     assert second.saved == first.saved and second.base_cost == first.base_cost and cache.is_file()
 
 
+def test_a_climb_s_cuts_in_steps_end_in_the_shapes_of_one_cut(cnn_base):
+    """The chosen model is rebuilt by one cut from dense and takes the climbed weights: shapes must agree."""
+    import copy
+
+    import torch
+
+    from compress.context import RunContext
+    from compress.data import load_dataset
+    from compress.method import Workspace
+    from compress.prune import structured
+    from compress.prune.channel_search import Walk
+    from compress.recipe import ChannelPrune, DataConfig
+
+    model = compress.load(cnn_base)
+    ws = Workspace(load_dataset(DataConfig(name="digits")), RunContext(torch.device("cpu")), 1000)
+    cfg, example = ChannelPrune(rate=0.0), ws.data.test.x[:1]
+    groups = structured.plan_groups(model, cfg, ws, example)
+    walk = Walk(model, cfg, ws, example, groups, channel_cost.uniform_path(groups))
+    stepped = walk.cut(copy.deepcopy(model), 7)
+    stepped = walk.cut(stepped, 12, since=7)
+    stepped = walk.cut(stepped, 18, since=12)
+    once = walk.cut(copy.deepcopy(model), 18)
+    shapes = {k: v.shape for k, v in once.state_dict().items()}
+    assert {k: v.shape for k, v in stepped.state_dict().items()} == shapes
+    assert shapes != {k: v.shape for k, v in model.state_dict().items()}  # it did cut
+    once.load_state_dict(stepped.state_dict())
+    assert torch.equal(once(example), stepped(example))
+
+
 def test_with_int8_execution_the_latency_is_the_int8_runtimes(cnn_base):
     import torch
 
@@ -167,3 +200,31 @@ def test_in_a_job_ranks_decide_on_shared_latencies_and_a_shared_cache(tmp_path, 
     ws = Workspace(data, RunContext(torch.device("cpu"), dist=_job(1.0)))  # both ranks have it
     channel_cost.measure(model, groups, prune, counted, ws, limit=100, cache=cache)
     assert len(calls) == 3 * n  # so nobody measures
+
+
+def test_a_climb_gives_a_missed_cut_one_more_piece_and_stops_at_the_second_miss(monkeypatch):
+    """The climb's control flow on a scripted sequence of checks (no training: fit is a no-op here)."""
+    import types
+
+    import torch
+
+    from compress.budget import Budget
+    from compress.prune import channel_search
+    from compress.recipe.base import FinetuneConfig
+    from compress.report import Trial
+
+    cuts, verdicts = [], iter([True, False, True, False, False, True])
+    walk = types.SimpleNamespace(
+        dense=torch.nn.Linear(2, 2), path=[{}] * 17,
+        ws=types.SimpleNamespace(data=types.SimpleNamespace(train=range(100)), hooks=(), teacher=None,
+                                 run=types.SimpleNamespace(generator=lambda offset: None)),
+        cut=lambda model, level, since=0.0: cuts.append((since, level)) or model)
+    monkeypatch.setattr(channel_search, "fit", lambda *a, **k: None)
+    refiner = channel_search.TuneRefiner(walk, Budget(90.0, "val"), FinetuneConfig(epochs=2, batch_size=10))
+    monkeypatch.setattr(refiner, "_check", lambda phase, level, model, begin: Trial(phase, level, None, 0,
+                                                                                    next(verdicts), 0.0))
+    trials: list[Trial] = []
+    kept, reached = refiner.climb(0.0, trials)
+    assert cuts == [(0.0, 2), (2.0, 4), (4.0, 6)]  # no cut before a second piece at the same width
+    assert [(t.rate, t.met) for t in trials] == [(2, True), (4, False), (4, True), (6, False), (6, False)]
+    assert kept is not None and kept.level == 4 and reached == 16  # the tune may look past the climb's misses
