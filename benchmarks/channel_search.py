@@ -31,7 +31,7 @@ from compress.recipe import ChannelPrune
 
 TRAIN = {"mnist-cnn": {"epochs": 3, "batch_size": 64, "optimizer": "adamw", "lr": 0.002, "weight_decay": 1e-4},
          "resnet20": {"epochs": 1, "batch_size": 128, "optimizer": "adamw", "lr": 0.003, "weight_decay": 1e-4}}
-FINETUNE = {"epochs": 2, "batch_size": 128, "optimizer": "adamw", "lr": 5e-4}
+FINETUNE = {"epochs": 4, "batch_size": 128, "optimizer": "adamw", "lr": 2e-3}
 VAL = 0.1  # share of the training images held out: searches decide there, the test split is measured once
 ON_VAL = {"evaluate": {"split": "val"}}
 CPU = torch.device("cpu")
