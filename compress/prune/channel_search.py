@@ -7,9 +7,9 @@ stage's epochs, check the budget (a miss gets a second share at the same width),
 cut starts from the model the last one fine-tuned, so the model adapts as it thins, where a cut
 from the dense model straight to a far position loses more than a short fine-tune wins back.
 Then short fine-tunes bisect between the last position inside and the end of the path, each
-from the best model so far. With a speed target the answer is the first position at least that much cheaper,
-fine-tuned once. The chosen model is rebuilt on the original module (the same counts give the
-same shapes), takes the kept weights and finishes its fine-tuning.
+from the best model so far. With a speed target the answer is the first position at least that
+much cheaper, fine-tuned once. The chosen model is rebuilt on the original module (the same
+counts give the same shapes), takes the kept weights and finishes its fine-tuning.
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class Walk:
 
 class TuneRefiner:
     """The fine-tuning phases: a climb of cuts and short fine-tunes, then fine-tuned bisection (half the
-    epochs each) from the kept model; a candidate's state is its model (None: the dense one)."""
+    epochs each) from the best model so far; a candidate's state is its model (None: the dense one)."""
 
     def __init__(self, walk: Walk, budget: Budget, ft: FinetuneConfig) -> None:
         self.walk, self.budget, self.ft = walk, budget, ft

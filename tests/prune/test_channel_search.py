@@ -107,7 +107,7 @@ def test_measured_savings_are_cached_per_architecture(tmp_path, cnn_base):
     assert second.saved == first.saved and second.base_cost == first.base_cost and cache.is_file()
 
 
-def test_a_climb_s_cuts_in_steps_end_in_the_shapes_of_one_cut(cnn_base):
+def test_cuts_in_steps_end_in_the_shapes_of_one_cut(cnn_base):
     """The chosen model is rebuilt by one cut from dense and takes the climbed weights: shapes must agree."""
     import copy
 
