@@ -61,6 +61,11 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def epoch_steps(data: Dataset, cfg: TrainConfig) -> int:
+    """Optimizer steps of one epoch over ``data.train`` at ``cfg.batch_size`` (the last batch may be short)."""
+    return math.ceil(len(data.train) / cfg.batch_size)
+
+
 def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
     """Optimizer steps of a training run: its epochs, or ``max_steps`` if that comes first."""
     total = cfg.epochs * steps_per_epoch
@@ -254,7 +259,7 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, ctx: RunContext, *,
     if nhwc:
         model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
-    steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
+    steps_per_epoch = epoch_steps(data, cfg)
     total, step, gen = total_steps(cfg, steps_per_epoch), 0, shuffle or ctx.generator(offset=1)
     stepper = _Stepper(model, _parallel(model, ctx), opt, make_schedule(opt, cfg, steps_per_epoch), amp, cfg,
                        hooks, teacher, total)

@@ -102,10 +102,12 @@ def _gaps(positions: np.ndarray) -> np.ndarray:
 
 
 def raw_bytes(t: torch.Tensor) -> bytes:
+    """The tensor's elements as bytes, in memory order (native byte order)."""
     return t.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
 def from_raw(data: bytes, dtype: torch.dtype, count: int) -> torch.Tensor:
+    """``count`` elements of ``dtype`` from ``data`` (a copy); a length that does not match is an error."""
     size = torch.empty((), dtype=dtype).element_size()
     if len(data) != count * size:
         raise ValueError(f"expected {count * size} bytes of {dtype}, got {len(data)}")

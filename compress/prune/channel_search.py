@@ -14,7 +14,6 @@ counts give the same shapes), takes the kept weights and finishes its fine-tunin
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from compress.prune.channel_plan import GroupPlan
 from compress.recipe.base import FinetuneConfig
 from compress.recipe.methods import ChannelPrune
 from compress.report import Trial
-from compress.training import fit, total_steps
+from compress.training import epoch_steps, fit, total_steps
 
 Cost = Callable[[nn.Module], float]
 _CLIMB_STEPS = 8  # cuts of a climb from the probe's position to the end of the path
@@ -80,11 +79,11 @@ class TuneRefiner:
         fine-tune half the epochs, so a position the climb missed may well pass one: they bisect up to the
         end of the path, not only to the climb's last cut."""
         walk, last = self.walk, len(self.walk.path) - 1
-        todo = sorted({round(start + (last - start) * k / _CLIMB_STEPS) for k in range(1, _CLIMB_STEPS + 1)} -
-                      set(range(int(start) + 1)))
+        todo = sorted({lv for k in range(1, _CLIMB_STEPS + 1)
+                       if (lv := round(start + (last - start) * k / _CLIMB_STEPS)) > start})
         if not todo:  # the whole path is inside without fine-tuning
             return Candidate(start, None), start
-        steps = total_steps(self.ft, math.ceil(len(walk.ws.data.train) / self.ft.batch_size))
+        steps = total_steps(self.ft, epoch_steps(walk.ws.data, self.ft))
         piece = self.ft.model_copy(update={"max_steps": max(1, steps // _CLIMB_STEPS)})
         order = walk.ws.run.generator(offset=1)  # one batch order across the pieces: each sees new samples
         model, at, best, held = copy.deepcopy(walk.dense), 0.0, None, False
@@ -113,8 +112,9 @@ class TuneRefiner:
     def tune(self, level: float, base: Candidate[nn.Module | None]) -> tuple[Trial, Candidate[nn.Module | None]]:
         """``base``'s model (or the dense one) cut on to ``level`` and fine-tuned for half the epochs."""
         begin, level = time.perf_counter(), float(int(level))
-        model = copy.deepcopy(base.state) if base.state is not None else copy.deepcopy(self.walk.dense)
-        self.walk.cut(model, level, since=base.level if base.state is not None else 0.0)
+        dense = base.state is None
+        model = copy.deepcopy(self.walk.dense if dense else base.state)
+        self.walk.cut(model, level, since=0.0 if dense else base.level)
         ws = self.walk.ws
         fit(model, ws.data, self.short, ws.run, label=f"channel search: step {int(level)}", hooks=ws.hooks,
             teacher=ws.teacher)
