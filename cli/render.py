@@ -131,7 +131,8 @@ def report_view(report: Report) -> Group:
     if report.output:
         parts.append(f"wrote {report.output} ({human_bytes(report.final.size_bytes)}, "
                      f"ratio {report.final.ratio:.1f}× vs the baseline fp32 state_dict)")
-        parts.append(f"[dim]continue from it: modelzip prune|quantize|eval -c {report.output}[/dim]")
+        parts.append(f"[dim]continue from it: modelzip prune|quantize -c {report.output}; "
+                     f"check it: modelzip eval {report.output}[/dim]")
     parts.extend(f"note: {note}" for note in report.notes)
     c = report.constraint
     if c is not None:

@@ -171,7 +171,9 @@ def test_prune_command_end_to_end(tmp_path, cnn_base):
     report = read_json(tmp_path / "p.json")
     rows = report["rows"]
     assert report["output"] == str(tmp_path / "out" / "prune" / "model.mzip")  # without -o: one folder per command
-    assert f"continue from it: modelzip prune|quantize|eval -c {report['output']}" in " ".join(res.output.split())
+    printed = " ".join(res.output.split())
+    assert f"continue from it: modelzip prune|quantize -c {report['output']}; " in printed
+    assert f"check it: modelzip eval {report['output']}" in printed  # eval takes the file itself, not -c
     assert [r["stage"] for r in rows] == ["checkpoint", "prune", "finetune"]
     assert rows[-1]["nonzero"] < 0.25 * rows[0]["nonzero"] and rows[-1]["size_bytes"] < 0.4 * rows[0]["size_bytes"]
     res = runner.invoke(app, ["prune", "-r", recipe, "-q"])
