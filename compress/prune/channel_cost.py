@@ -98,18 +98,17 @@ def measure(model: nn.Module, groups: list[GroupPlan], prune: Pruner, cost: Call
 
     Savings depend on shapes only: with ``cache`` they are read from (or written to) that file.
     """
-    split, _ = calibration_split(ws.data, limit)
-    split = split.first(limit)
+    split = calibration(ws, limit)
     cached = _read(cache)
     if ws.run.dist is not None and ws.run.dist.sum(float(bool(cached)))[0] < ws.run.dist.world:
         cached = {}  # every rank measures (the costs are collectives) unless every rank has the cache
-    base_loss, base_cost = _loss(model, split, ws), cached.get("base", 0.0) if cached else cost(model)
+    base_loss, base_cost = loss(model, split, ws), cached.get("base", 0.0) if cached else cost(model)
     tables = Tables(groups, {}, {}, base_cost)
     for group in groups:
         for share in SHARES:
             trial = copy.deepcopy(model)
             prune(trial, counts([group], {group.name: share}))
-            tables.loss.setdefault(group.name, {})[share] = _loss(trial, split, ws) - base_loss
+            tables.loss.setdefault(group.name, {})[share] = loss(trial, split, ws) - base_loss
             saved = cached["saved"][group.name][str(share)] if cached else max(0.0, base_cost - cost(trial))
             tables.saved.setdefault(group.name, {})[share] = saved
     if cache is not None and not cached and (ws.run.dist is None or ws.run.dist.main):
@@ -129,26 +128,33 @@ def _write(cache: Path, data: dict) -> None:
         write_atomic(cache, json.dumps(data).encode())
 
 
-def _loss(model: nn.Module, split: Samples, ws: Workspace) -> float:
+def calibration(ws: Workspace, limit: int = 1000) -> Samples:
+    """What the losses are measured on: at most ``limit`` validation (or training) samples, never the test set."""
+    return calibration_split(ws.data, limit)[0].first(limit)
+
+
+def loss(model: nn.Module, split: Samples, ws: Workspace) -> float:
+    """The mean cross-entropy of ``model`` on ``split`` (eval only)."""
     return evaluate(model, split, ws.eval_batch_size, ws.run.device, ws.run.dist).loss
 
 
-def path(tables: Tables) -> list[Shares]:
-    """Allocations from dense to every group at its last share, cheapest loss per unit saved first."""
-    loss = {g: monotone({0.0: 0.0, **c}) for g, c in tables.loss.items()}
+def path(tables: Tables, start: Shares | None = None) -> list[Shares]:
+    """Allocations from ``start`` (default: the dense model; shares on the tables' grid) to every group at its
+    last share, cheapest loss per unit saved first."""
+    losses = {g: monotone({0.0: 0.0, **c}) for g, c in tables.loss.items()}
     saved = {g: monotone({0.0: 0.0, **c}) for g, c in tables.saved.items()}
-    steps = {g: sorted(loss[g]) for g in loss}
+    steps = {g: sorted(losses[g]) for g in losses}
+    current: Shares = {g: (start or {}).get(g, 0.0) for g in steps}
     heap: list[tuple[float, str, int]] = []
 
     def push(name: str, k: int) -> None:
         if k + 1 < len(steps[name]):
             lo, hi = steps[name][k], steps[name][k + 1]
             gain = max(saved[name][hi] - saved[name][lo], 1e-9 * (hi - lo))  # measured noise: never free
-            heapq.heappush(heap, ((loss[name][hi] - loss[name][lo]) / gain, name, k + 1))
+            heapq.heappush(heap, ((losses[name][hi] - losses[name][lo]) / gain, name, k + 1))
 
     for name in steps:
-        push(name, 0)
-    current: Shares = dict.fromkeys(steps, 0.0)
+        push(name, steps[name].index(current[name]))
     out = [dict(current)]
     while heap:
         _, name, k = heapq.heappop(heap)

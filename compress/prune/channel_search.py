@@ -2,14 +2,15 @@
 
 The path (``channel_cost``) goes from the dense model towards every group at its last share.
 Under an accuracy budget the knob is the position on it: probe positions with evaluation only;
-then climb (NetAdapt's loop): cut one step further along the path, fine-tune for a share of the
-stage's epochs, check the budget (a miss gets a second share at the same width), and again. Each
-cut starts from the model the last one fine-tuned, so the model adapts as it thins, where a cut
-from the dense model straight to a far position loses more than a short fine-tune wins back.
-Then short fine-tunes bisect between the last position inside and the end of the path, each
-from the best model so far. With a speed target the answer is the first position at least that
-much cheaper, fine-tuned once. The chosen model is rebuilt on the original module (the same
-counts give the same shapes), takes the kept weights and finishes its fine-tuning.
+then climb (NetAdapt's loop): cut one step further, fine-tune for a share of the stage's epochs,
+check the budget (a miss gets a second share at the same width), and again. Each cut starts from
+the model the last one fine-tuned, so the model adapts as it thins, where a cut from the dense
+model straight to a far position loses more than a short fine-tune wins back. With per-group
+allocation each step is measured again from the climbed model (``channel_steps``) and rewrites
+the path beyond it. Then short fine-tunes bisect between the last position inside and the end of
+the path, each from the best model so far. With a speed target the answer is the first position
+at least that much cheaper, fine-tuned once. The chosen model is rebuilt on the original module
+(the same counts give the same shapes), takes the kept weights and finishes its fine-tuning.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import torch.nn as nn
 from compress.analysis.search import Candidate, Knob, lowest, search
 from compress.budget import Budget
 from compress.method import Outcome, Workspace
-from compress.prune import channel_cost, structured
+from compress.prune import channel_cost, channel_steps, structured
 from compress.prune.channel_plan import GroupPlan
 from compress.recipe.base import FinetuneConfig
 from compress.recipe.methods import ChannelPrune
@@ -46,14 +47,41 @@ class Walk:
     example: torch.Tensor
     groups: list[GroupPlan]
     path: list[channel_cost.Shares]
+    tables: channel_cost.Tables | None = None  # per-group allocation: a climb measures each step again
+    cost: Cost | None = None
+    end_cost: float | None = None  # the objective at the end of the path (measured once, when needed)
 
     def cut(self, model: nn.Module, level: float, since: float = 0.0) -> nn.Module:
         """``model``, pruned to position ``since`` of the path (0: the dense model), cut on to ``level``."""
         before = channel_cost.counts(self.groups, self.path[int(since)])
         after = channel_cost.counts(self.groups, self.path[int(level)])
-        structured.prune_counts(model, self.cfg, self.ws, self.example,
-                                {name: n - before[name] for name, n in after.items()})
+        self.prune(model, {name: n - before[name] for name, n in after.items()})
         return model
+
+    def prune(self, model: nn.Module, remove: dict[str, int]) -> None:
+        """Remove ``remove[name]`` more channels from each group of ``model``."""
+        structured.prune_counts(model, self.cfg, self.ws, self.example, remove)
+
+    def advance(self, model: nn.Module, at: int, left: int) -> int | None:
+        """The position one climb step goes on to from ``at`` with ``model`` (pruned there and fine-tuned),
+        ``left`` steps before the climb's end; None at the end of the path. Per-group allocation measures the
+        step from ``model`` and rewrites the path beyond ``at``; a uniform path takes equal strides."""
+        last = len(self.path) - 1
+        if at >= last:
+            return None
+        if self.tables is None or self.cost is None:
+            return max(at + 1, round(at + (last - at) / left))
+        if self.end_cost is None:
+            self.end_cost = self.cost(self.cut(copy.deepcopy(self.dense), last))
+        split = channel_cost.calibration(self.ws)
+        now, steps = channel_steps.measure(model, self.groups, self.path[at], self.prune, self.cost,
+                                           lambda m: channel_cost.loss(m, split, self.ws))
+        shares, stops = dict(self.path[at]), []
+        for step in channel_steps.choose(steps, (now - self.end_cost) / left):
+            shares[step.group] = step.share
+            stops.append(dict(shares))
+        self.path = self.path[:at + 1] + stops + channel_cost.path(self.tables, start=shares)[1:]
+        return at + len(stops)
 
     def trial(self, phase: str, level: float, model: nn.Module, accuracy: float | None, met: bool, start: float,
               cost: float | None = None) -> Trial:
@@ -78,33 +106,34 @@ class TuneRefiner:
         gets one more piece at the same width; a second miss in a row ends the climb. The tune's trials
         fine-tune half the epochs, so a position the climb missed may well pass one: they bisect up to the
         end of the path, not only to the climb's last cut."""
-        walk, last = self.walk, len(self.walk.path) - 1
-        todo = sorted({lv for k in range(1, _CLIMB_STEPS + 1)
-                       if (lv := round(start + (last - start) * k / _CLIMB_STEPS)) > start})
-        if not todo:  # the whole path is inside without fine-tuning
-            return Candidate(start, None), start
+        walk, at = self.walk, int(start)
+        model = copy.deepcopy(walk.dense)
+        if at:
+            walk.cut(model, at)
         steps = total_steps(self.ft, epoch_steps(walk.ws.data, self.ft))
         piece = self.ft.model_copy(update={"max_steps": max(1, steps // _CLIMB_STEPS)})
         order = walk.ws.run.generator(offset=1)  # one batch order across the pieces: each sees new samples
-        model, at, best, held = copy.deepcopy(walk.dense), 0.0, None, False
+        best, held, cuts = None, False, 0
         for _ in range(_MAX_PIECES):
-            if not todo:
-                break
             begin = time.perf_counter()
             if not held:
-                walk.cut(model, todo[0], since=at)
-                at = float(todo[0])
-            fit(model, walk.ws.data, piece, walk.ws.run, label=f"channel search: climb at step {int(at)}",
+                level = walk.advance(model, at, _CLIMB_STEPS - cuts) if cuts < _CLIMB_STEPS else None
+                if level is None:
+                    break
+                walk.cut(model, level, since=at)
+                at, cuts = level, cuts + 1
+            fit(model, walk.ws.data, piece, walk.ws.run, label=f"channel search: climb at step {at}",
                 hooks=walk.ws.hooks, teacher=walk.ws.teacher, shuffle=order)
             trials.append(trial := self._check("climb", at, model, begin))
             if trial.met:
-                best, held = Candidate(at, copy.deepcopy(model)), False
-                todo.pop(0)
+                best, held = Candidate(float(at), copy.deepcopy(model)), False
             elif held:
                 break
             else:
                 held = True
-        return best, float(last)
+        if cuts == 0:  # the whole path is inside without fine-tuning
+            return Candidate(start, None), start
+        return best, float(len(walk.path) - 1)
 
     def start(self, level: float) -> Candidate[nn.Module | None]:
         return Candidate(level, None)
@@ -155,15 +184,14 @@ def _walk(model: nn.Module, cfg: ChannelPrune, ws: Workspace, example: torch.Ten
     int8 = ws.int8_execution and cfg.objective == "latency"
     cost = channel_cost.cost_function(cfg.objective, batch, len(batch), ws.run.device, int8=int8,
                                       dist=ws.run.dist)
-    prune = lambda m, remove: structured.prune_counts(m, cfg, ws, example, remove)  # noqa: E731
-    if cfg.allocation == "uniform":
-        path = channel_cost.uniform_path(groups)
-    else:
+    walk = Walk(copy.deepcopy(model).eval(), cfg, ws, example, groups, channel_cost.uniform_path(groups))
+    if cfg.allocation == "sensitivity":
         ws.run.progress.note("channel search: measuring each group's loss and savings")
         cache = (channel_cost.cache_path(model, groups, f"{ws.run.device}/{len(batch)}/int8={int8}")
                  if cfg.objective == "latency" else None)
-        path = channel_cost.path(channel_cost.measure(model, groups, prune, cost, ws, cache=cache))
-    return Walk(copy.deepcopy(model).eval(), cfg, ws, example, groups, path), cost
+        walk.tables = channel_cost.measure(model, groups, walk.prune, cost, ws, cache=cache)
+        walk.path, walk.cost = channel_cost.path(walk.tables), cost
+    return walk, cost
 
 
 def _within_budget(walk: Walk, budget: Budget, ft: FinetuneConfig, out: Outcome) -> tuple[float, nn.Module | None]:

@@ -215,10 +215,11 @@ def test_a_climb_gives_a_missed_cut_one_more_piece_and_stops_at_the_second_miss(
 
     cuts, verdicts = [], iter([True, False, True, False, False, True])
     walk = types.SimpleNamespace(
-        dense=torch.nn.Linear(2, 2), path=[{}] * 17,
+        dense=torch.nn.Linear(2, 2), path=[{}] * 17, tables=None, cost=None,  # a uniform path: equal strides
         ws=types.SimpleNamespace(data=types.SimpleNamespace(train=range(100)), hooks=(), teacher=None,
                                  run=types.SimpleNamespace(generator=lambda offset: None)),
         cut=lambda model, level, since=0.0: cuts.append((since, level)) or model)
+    walk.advance = lambda model, at, left: channel_search.Walk.advance(walk, model, at, left)
     monkeypatch.setattr(channel_search, "fit", lambda *a, **k: None)
     refiner = channel_search.TuneRefiner(walk, Budget(90.0, "val"), FinetuneConfig(epochs=2, batch_size=10))
     monkeypatch.setattr(refiner, "_check", lambda phase, level, model, begin: Trial(phase, level, None, 0,
