@@ -27,6 +27,26 @@ def test_steps_are_taken_cheapest_per_unit_saved_until_the_goal_and_never_for_no
     assert channel_steps.choose([useless, Step("worse", 0.5, 3.0, -1.0)], 1.0) == [useless]  # unless none saves
 
 
+def test_a_group_whose_next_share_saves_nothing_is_measured_one_share_further():
+    """On a CPU 16 → 12 channels can be slower than 16 and 16 → 8 faster: the step spans both shares."""
+    import types
+
+    groups = [GroupPlan(None, "a", 16, 0), GroupPlan(None, "b", 16, 0)]
+    effect = {"a": {4: 5.0, 8: -10.0}, "b": {4: -3.0, 8: -6.0}}  # ms added by removing that many channels
+
+    def prune(model, remove):
+        for name, n in remove.items():
+            model.removed[name] = model.removed.get(name, 0) + n
+
+    def cost(model):
+        return 50.0 + sum(effect[g][n] for g, n in model.removed.items() if n)
+
+    now, steps = channel_steps.measure(types.SimpleNamespace(removed={}), groups, {}, prune, cost,
+                                       lambda m: 0.1 * sum(m.removed.values()))
+    assert now == 50.0
+    assert steps == [Step("a", 0.5, pytest.approx(0.8), 10.0), Step("b", 0.25, pytest.approx(0.4), 3.0)]
+
+
 def test_a_path_can_start_part_way():
     groups = [GroupPlan(None, "fragile", 10, 0), GroupPlan(None, "robust", 10, 0)]
     tables = channel_cost.Tables(groups, {"fragile": {0.5: 2.0, 1.0: 9.0}, "robust": {0.5: 0.1, 1.0: 0.5}},
