@@ -78,6 +78,7 @@ class Walk:
             return max(at + 1, round(at + (last - at) / left))
         if self.end_cost is None:
             self.end_cost = self.cost(self.cut(copy.deepcopy(self.dense), last))
+        self.ws.run.progress.note("channel search: measuring the next cut from the climbed model")
         split = channel_cost.calibration(self.ws, _STEP_SAMPLES)
         now, steps = channel_steps.measure(model, self.groups, self.path[at], self.prune, self.cost,
                                            lambda m: channel_cost.loss(m, split, self.ws))
