@@ -35,7 +35,7 @@ from compress.training import epoch_steps, fit, total_steps
 Cost = Callable[[nn.Module], float]
 _CLIMB_STEPS = 8  # cuts of a climb from the probe's position to the end of the path
 # a speed target on latency is aimed this much past: the report measures the model again, and on a CPU a latency
-# moves by a few % between measurements (a cut chosen at 1.95× side by side read 1.85× in the run's own rows)
+# moves by a few % between measurements (a cut the search took for 2.0× read 1.95× side by side, 1.85× in the rows)
 _MARGIN = 0.05
 _STEP_SAMPLES = 512  # a climb step's losses: every candidate is measured on the same images, so differences are steady
 _TUNE_SHARE = 4  # a tune fine-tunes a quarter of the stage's steps; the chosen model then gets the rest
@@ -82,8 +82,11 @@ class Walk:
         split = channel_cost.calibration(self.ws, _STEP_SAMPLES)
         now, steps = channel_steps.measure(model, self.groups, self.path[at], self.prune, self.cost,
                                            lambda m: channel_cost.loss(m, split, self.ws))
+        chosen = channel_steps.choose(steps, (now - self.end_cost) / left)
+        if not chosen:  # every group is at its last share already
+            return None
         shares, stops = dict(self.path[at]), []
-        for step in channel_steps.choose(steps, (now - self.end_cost) / left):
+        for step in chosen:
             shares[step.group] = step.share
             stops.append(dict(shares))
         self.path = self.path[:at + 1] + stops + channel_cost.path(self.tables, start=shares)[1:]

@@ -103,6 +103,12 @@ def test_a_climb_step_follows_what_the_model_saves_now_not_the_tables(cnn_base):
     assert level == 1 and walk.path[1] == {**walk.path[0], target.name: 0.25}
 
 
+def test_a_climb_ends_when_no_group_has_a_share_left_to_cut(cnn_base):
+    walk, _ = _walk(cnn_base)
+    walk.path = [walk.path[0], walk.path[-1], walk.path[-1]]  # the last position repeats the one before
+    assert walk.advance(walk.cut(copy.deepcopy(walk.dense), 1), 1, 4) is None
+
+
 @pytest.mark.parametrize("start", [0, 5])
 def test_a_uniform_path_is_climbed_in_equal_strides(cnn_base, start):
     from compress.prune.channel_search import Walk
