@@ -84,7 +84,11 @@ def speedup_function(objective: str, example: torch.Tensor, batch: int, device: 
     if objective != "latency":
         cost = cost_function(objective, example, batch, device)
         base = cost(dense)
-        return lambda model: (base / max(cost(model), 1e-12), cost(model))
+        def ratio(model: nn.Module) -> tuple[float, float]:
+            value = cost(model)
+            return base / max(value, 1e-12), value
+
+        return ratio
     where = torch.device("cpu") if int8 else device
     reference = _int8(dense, example) if int8 else dense
 

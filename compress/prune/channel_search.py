@@ -105,7 +105,7 @@ class TuneRefiner:
 
     def __init__(self, walk: Walk, budget: Budget, ft: FinetuneConfig) -> None:
         self.walk, self.budget, self.ft = walk, budget, ft
-        self.steps = total_steps(ft, epoch_steps(walk.ws.data, ft))
+        self.steps = _stage_steps(ft, walk.ws)
         self.short = ft.model_copy(update={"max_steps": max(1, self.steps // _TUNE_SHARE)})
 
     def climb(self, start: float, trials: list[Trial]) -> tuple[Candidate[nn.Module | None] | None, float]:
@@ -183,7 +183,7 @@ def search_channels(model: nn.Module, cfg: ChannelPrune, ws: Workspace, example:
     remaining = ft
     if tuned is not None:  # continue from the tuned trial: its weights, then the rest of the steps
         model.load_state_dict(tuned.state_dict())
-        steps = total_steps(ft, epoch_steps(ws.data, ft))
+        steps = _stage_steps(ft, ws)
         remaining = ft.model_copy(update={"max_steps": max(1, steps - steps // _TUNE_SHARE)})
     fit(model, ws.data, remaining, ws.run, label="channel search: final fine-tune", hooks=ws.hooks, teacher=ws.teacher)
     share = channel_cost.removed_share(walk.groups, walk.path[int(level)])
@@ -193,6 +193,11 @@ def search_channels(model: nn.Module, cfg: ChannelPrune, ws: Workspace, example:
                          for g, n in zip(walk.groups, channel_cost.counts(walk.groups, walk.path[int(level)]).values(),
                                          strict=True)))
     return out
+
+
+def _stage_steps(ft: FinetuneConfig, ws: Workspace) -> int:
+    """Optimizer steps of the stage's whole fine-tuning (what the climb's pieces and the tunes are shares of)."""
+    return total_steps(ft, epoch_steps(ws.data, ft))
 
 
 def _measured_on(cfg: ChannelPrune, ws: Workspace) -> tuple[torch.Tensor, bool]:

@@ -58,8 +58,9 @@ def measure(model: nn.Module, groups: list[GroupPlan], shares: Shares, prune: Pr
                 break
             trial = copy.deepcopy(model)
             prune(trial, {group.name: counts([group], {group.name: share})[group.name] - now[group.name]})
-            trials.append((group.name, share, loss(trial) - now_loss, cost(trial)))
-            if trials[-1][3] < before:
+            value = cost(trial)
+            trials.append((group.name, share, loss(trial) - now_loss, value))
+            if value < before:
                 break
     now_cost = (before + cost(model)) / 2 if trials else before
     steps = [Step(name, share, dl, now_cost - c) for name, share, dl, c in trials]
