@@ -20,18 +20,18 @@ from typing import Any
 
 import torch
 
-from compress.artifact import gridcode
+from compress.artifact import gridcode, manifest_codec
 from compress.artifact.encodings import LinearGrid, decode_tensor, encode_tensor, payload_limit
 from compress.errors import ArtifactError
 from compress.version import __version__
 
 FORMAT = "modelzip"
-FORMAT_VERSION = 2  # 2: the manifest beyond format/model is one compressed payload; 1 (read): all in the header
+FORMAT_VERSION = 3  # 3: the compressed manifest starts with a byte naming its coder (manifest_codec); 2 (read):
+# the manifest beyond format/model is one LZMA payload; 1 (read): all in the header
 _META_KEY = "modelzip"
 BLOB = "__modelzip__"  # format 2: the payload holding the compressed manifest
 PACKED = "__packed__"  # format 2: the payloads of small tensors, one after another in manifest order
 PACK_LIMIT = 1 << 14  # bytes: a payload this small shares that buffer (its own safetensors entry costs ~65 B)
-_BLOB_FILTERS = [{"id": lzma.FILTER_LZMA1, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 20}]
 _BLOB_KEYS = ("tensors", "packed", "recipe", "report", "execute", "versions")
 _INFO_KEY = "info.xz.b85"  # format 1: recipe and report, JSON, LZMA-compressed, base85 text
 _MAX_INFO = 16 << 20  # bytes the recipe/report block (format 1) or the manifest (format 2) may decompress to
@@ -135,8 +135,8 @@ def make_manifest(metas: dict[str, Any], spec: ModelSpec, *, recipe: dict[str, A
     version, model) and the rest as one LZMA-compressed JSON payload — tensor encodings, recipe, report,
     ``execute`` (an optional int8 runtime plan loaders may rebuild) and ``versions`` (the state_dict's
     module versions, ``_metadata``, that some modules' loaders read) and ``packed``, which payloads share one
-    buffer. Compressed together they take about a third of the bytes they took as JSON text in the header
-    (format 1), which matters next to a 10 KB model.
+    buffer. Compressed together (:mod:`compress.artifact.manifest_codec`) they take about a sixth of the bytes
+    they took as JSON text in the header (format 1), which matters next to a 10 KB model.
     """
     for name in (BLOB, PACKED):
         if name in metas:
@@ -147,8 +147,7 @@ def make_manifest(metas: dict[str, Any], spec: ModelSpec, *, recipe: dict[str, A
     extra = {"packed": packed or None, "recipe": recipe, "report": report, "execute": execute,
              "versions": versions or None}
     inner.update({k: v for k, v in extra.items() if v is not None})
-    text = json.dumps(inner, separators=(",", ":")).encode()
-    return clear, lzma.compress(text, format=lzma.FORMAT_RAW, filters=_BLOB_FILTERS)
+    return clear, manifest_codec.pack(json.dumps(inner, separators=(",", ":")).encode())
 
 
 def manifest_hash(manifest: dict[str, Any]) -> Any:
@@ -207,7 +206,7 @@ def read_header(path: Path) -> Header:
                             f"{path} is not a regular file (a device, FIFO or socket)")
     try:
         clear, blob, payloads, small = _read_raw(path)
-        manifest = {**clear, **(_unpack(blob) if blob is not None else {})}
+        manifest = {**clear, **(_unpack(blob, clear["version"] >= 3) if blob is not None else {})}
         tensors = manifest.get("tensors")
         if not isinstance(tensors, dict):
             raise ArtifactError(f"{path}: the manifest lists no tensors")
@@ -297,7 +296,7 @@ def _read_raw(path: Path) -> tuple[dict[str, Any], bytes | None, dict[str, bytes
         manifest = json.loads(meta[_META_KEY])
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise ArtifactError(f"{path}: manifest is not a modelzip manifest")
-        if manifest.get("version") not in (1, FORMAT_VERSION):
+        if manifest.get("version") not in range(1, FORMAT_VERSION + 1):
             raise ArtifactError(f"{path}: unknown format version {str(manifest.get('version'))[:20]} "
                                 f"(this modelzip reads versions 1 to {FORMAT_VERSION})", "upgrade modelzip")
         blob, small, keys = None, b"", set(fh.keys())
@@ -326,13 +325,10 @@ def _unpacked(packed: Any, small: bytes, own: dict[str, bytes]) -> dict[str, byt
     return out
 
 
-def _unpack(blob: bytes) -> dict[str, Any]:
-    """The compressed manifest's fields (format 2), decompressed within :data:`_MAX_INFO` bytes."""
-    dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_BLOB_FILTERS)
-    raw = dec.decompress(blob, max_length=_MAX_INFO)
-    if not dec.eof and len(raw) >= _MAX_INFO:
-        raise ValueError(f"the compressed manifest decompresses to more than {_MAX_INFO >> 20} MB")
-    inner = json.loads(raw)
+def _unpack(blob: bytes, tagged: bool) -> dict[str, Any]:
+    """The compressed manifest's fields (format 2 and on; ``tagged``: format 3, whose first byte names the
+    coder), decompressed within :data:`_MAX_INFO` bytes."""
+    inner = json.loads(manifest_codec.unpack(blob, _MAX_INFO, tagged))
     if not isinstance(inner, dict):
         raise ValueError("the compressed manifest is not a mapping")
     return {k: inner[k] for k in _BLOB_KEYS if k in inner}

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from compress.artifact import bitpack, gridcode
-from compress.artifact.bitpack import from_raw, raw_bytes
+from compress.artifact.bitpack import book_bytes, book_from, from_raw, raw_bytes
 
 _DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32,
@@ -152,7 +152,8 @@ def _book_candidates(flat: torch.Tensor, book: torch.Tensor, pos: np.ndarray | N
                      values: torch.Tensor | None = None) -> list[tuple[int, Builder]]:
     bits = max(1, math.ceil(math.log2(len(book))))
     codes = torch.searchsorted(book, flat if values is None else values).numpy()
-    return [(cost + _codes_cost(codes, bits, bytewise) + len(book) * size,
+    book_size = len(book_bytes(book)[0])
+    return [(cost + _codes_cost(codes, bits, bytewise) + book_size,
              _codebook_builder(flat, book, bits, pos, codes, bytewise)) for bytewise in (False, True)]
 
 
@@ -193,8 +194,9 @@ def _codebook_of(values: torch.Tensor) -> torch.Tensor | None:
 def _codebook_builder(flat: torch.Tensor, book: torch.Tensor, bits: int, pos: np.ndarray | None,
                       codes: np.ndarray, bytewise: bool) -> Builder:
     def build() -> tuple[dict[str, Any], list[bytes]]:
-        meta: dict[str, Any] = {"enc": "codebook", "bits": bits, "book": book.numel(), **_stride(bytewise)}
-        parts = [raw_bytes(book), bitpack.pack(codes, 8 if bytewise else bits)]
+        raw, flag = book_bytes(book)
+        meta: dict[str, Any] = {"enc": "codebook", "bits": bits, "book": book.numel(), **flag, **_stride(bytewise)}
+        parts = [raw, bitpack.pack(codes, 8 if bytewise else bits)]
         return _sparse(flat, pos, meta, parts) if pos is not None else (meta, parts)
 
     build.__name__ = "bytewise" if bytewise else "packed"
@@ -329,7 +331,7 @@ def _decode_values(meta: dict[str, Any], parts: list[bytes], dtype: torch.dtype,
         raise ValueError(f"code stride {stride} is neither {bits} nor 8")
     if enc == "codebook":
         book_raw, codes_raw = parts
-        book = from_raw(book_raw, dtype, int(meta["book"]))
+        book = book_from(book_raw, meta, dtype, int(meta["book"]))
         codes = torch.from_numpy(bitpack.unpack(codes_raw, stride, count).astype(np.int64))
         if count and int(codes.max()) >= book.numel():
             raise ValueError("code outside the codebook")

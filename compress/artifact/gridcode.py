@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from compress.artifact.bitpack import from_raw, raw_bytes
+from compress.artifact.bitpack import book_bytes, book_from
 from compress.artifact.rangecoder import Decoder, Encoder, Model
 
 LIMIT = 1 << 19  # elements a file may store this way: pure Python, ~2 µs per element to decode at worst
@@ -124,8 +124,8 @@ def encode_tensor(t: torch.Tensor, book: torch.Tensor) -> tuple[dict[str, Any], 
     codes = torch.searchsorted(book, t.reshape(-1)).numpy().reshape(t.shape[0] if t.dim() else 1, -1)
     zero = torch.nonzero(book == 0).flatten().tolist()
     stream = encode(codes, book.numel(), zero[0] if zero else None)
-    raw = raw_bytes(book)
-    meta = {"enc": "codebook", "bits": max(1, math.ceil(math.log2(book.numel()))), "book": book.numel(),
+    raw, flag = book_bytes(book)
+    meta = {"enc": "codebook", "bits": max(1, math.ceil(math.log2(book.numel()))), "book": book.numel(), **flag,
             **({"zero": zero[0]} if zero else {}), "z": "ctx", "parts": [len(raw), len(stream)]}
     return meta, raw + stream
 
@@ -139,7 +139,7 @@ def decode_tensor(meta: dict[str, Any], lengths: list[int], payload: bytes, dtyp
         raise ValueError("context-coded tensor with an impossible size, codebook or part list")
     if zero is not None and not (isinstance(zero, int) and 0 <= zero < size):
         raise ValueError("the code of zero lies outside the codebook")
-    book = from_raw(payload[:lengths[0]], dtype, size)
+    book = book_from(payload[:lengths[0]], meta, dtype, size)
     rows = shape[0] if shape else 1
     codes = decode(payload[lengths[0]:], (rows, n // rows), size, zero)
     return book[torch.from_numpy(codes)].reshape(shape)

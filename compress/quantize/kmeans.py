@@ -71,11 +71,18 @@ def _scatter(target: torch.Tensor, pos: torch.Tensor, values: torch.Tensor) -> N
     target.copy_(flat.view(target.shape))
 
 
+_HALF_MAX = 65504.0  # the largest float16: a codebook with larger values stays float32
+
+
 class SharedWeights:
     """One layer's weights tied to a codebook. Pruned weights (0) stay 0 and cost nothing: all
-    per-step work touches only the kept positions, which matters at 95 %+ sparsity."""
+    per-step work touches only the kept positions, which matters at 95 %+ sparsity.
 
-    def __init__(self, param: torch.nn.Parameter, bits: int) -> None:
+    With ``half``, the weights take the centroids rounded to float16 (the file then stores the book in half
+    the bytes) while the centroids themselves stay float32, so fine-tuning steps smaller than a float16
+    step still add up."""
+
+    def __init__(self, param: torch.nn.Parameter, bits: int, half: bool = False) -> None:
         flat = param.detach().reshape(-1)
         self.param = param
         self.pos = flat.nonzero().squeeze(1)  # kept (non-zero) positions, flat
@@ -83,6 +90,13 @@ class SharedWeights:
         self.centroids = fit_codebook(kept, bits)
         self.codes = assign(kept, self.centroids)  # centroid index per kept position
         self.counts = torch.bincount(self.codes, minlength=self.centroids.numel())  # exact integers
+        self.half = half and param.dtype in (torch.float32, torch.float64)  # a 16-bit weight rounds itself
+
+    def values(self) -> torch.Tensor:
+        """The shared values the weights take: the centroids, rounded to float16 when ``half`` allows."""
+        if self.half and bool((self.centroids.abs() < _HALF_MAX).all()):
+            return self.centroids.half().float()
+        return self.centroids
 
     def _cluster_means(self, values: torch.Tensor) -> torch.Tensor:
         return cluster_means(self.codes, values.float(), self.counts)
@@ -90,7 +104,7 @@ class SharedWeights:
     @torch.no_grad()
     def tie(self) -> None:
         """Write every kept weight as its centroid, every pruned one as 0."""
-        _scatter(self.param, self.pos, self.centroids[self.codes])
+        _scatter(self.param, self.pos, self.values()[self.codes])
 
     @torch.no_grad()
     def group_gradients(self) -> None:
@@ -105,6 +119,9 @@ class SharedWeights:
     def update_centroids(self) -> None:
         """Centroids ← mean of their cluster's updated weights (the optimizer's grouped step)."""
         means = self._cluster_means(self.param.detach().reshape(-1)[self.pos])
+        tied = self.values()
+        if tied is not self.centroids:  # the weights moved from the rounded values: move the exact ones alike
+            means = self.centroids + (means - tied)
         self.centroids = torch.where(self.counts > 0, means, self.centroids)
 
 
@@ -132,7 +149,7 @@ def project(w: torch.Tensor, bits: int) -> torch.Tensor:
     """``w`` with its non-zeros replaced by their k-means centroid (16 = fp16), for scans and searches."""
     if bits == 16:
         return w.half().to(w.dtype)
-    shared = SharedWeights(torch.nn.Parameter(w.detach().clone()), bits)
+    shared = SharedWeights(torch.nn.Parameter(w.detach().clone()), bits, half=True)
     shared.tie()
     return shared.param.detach()
 
@@ -140,7 +157,7 @@ def project(w: torch.Tensor, bits: int) -> torch.Tensor:
 def quantize_kmeans(model: nn.Module, cfg: KMeansQuantize, ws: Workspace) -> Outcome:
     """The handler of :class:`KMeansQuantize`: per-layer codebooks; fine-tuning moves the centroids."""
     def apply(params: dict[str, nn.Parameter], bits: dict[str, int]) -> tuple[dict, TrainHook]:
-        layers = [SharedWeights(p, bits[n]) for n, p in params.items()]
+        layers = [SharedWeights(p, bits[n], half=cfg.centroid_bits == 16) for n, p in params.items()]
         for layer in layers:
             layer.tie()
         return {}, CodebookHook(layers)

@@ -116,3 +116,23 @@ def test_uniform_codes_stay_packed():
     enc = encode_tensor(w, grid)
     assert "stride" not in enc.meta and len(enc.payload) <= 64 * 300 * 4 / 8 + 64 * 5 + ALLOWANCE
     assert torch.equal(decode_tensor(enc.meta, enc.payload), w)
+
+
+def test_a_float16_exact_codebook_is_stored_in_half_the_bytes_and_read_back_exactly():
+    torch.manual_seed(3)
+    book = torch.randn(32).half().float()
+    t = book[torch.randint(0, 32, (60, 50))] * (torch.rand(60, 50) > 0.9)
+    wide = t + (t != 0) * 1e-4  # the same codes on a book no float16 holds exactly
+    half, full = encode_tensor(t), encode_tensor(wide)
+    assert half.meta.get("bh") == 1 and "bh" not in full.meta
+    assert torch.equal(decode_tensor(half.meta, half.payload), t)
+    assert torch.equal(decode_tensor(full.meta, full.payload), wide)
+    assert len(full.payload) - len(half.payload) >= 2 * 32 - 8, (len(full.payload), len(half.payload))
+
+
+def test_a_half_book_flag_on_a_16_bit_tensor_is_refused():
+    t = torch.tensor([0.5, -0.25, 0.5, 0.0] * 100, dtype=torch.float16)
+    enc = encode_tensor(t)
+    assert enc.meta["enc"] == "codebook" and "bh" not in enc.meta
+    with pytest.raises(ValueError, match="precision"):
+        decode_tensor({**enc.meta, "bh": 1}, enc.payload)

@@ -88,6 +88,16 @@ def test_context_coding_beats_the_index_and_lzma_forms_on_a_pruned_layer():
     assert budget.room == gridcode.LIMIT - w.numel()
 
 
+def test_a_float16_exact_book_is_context_coded_in_half_its_bytes():
+    wide = _structured()
+    half = wide.half().float()
+    assert not torch.equal(half, wide)  # linspace's values are not all float16
+    a, b = encode_tensor(half, budget=gridcode.Budget()), encode_tensor(wide, budget=gridcode.Budget())
+    assert a.meta["z"] == b.meta["z"] == "ctx" and a.meta.get("bh") == 1 and "bh" not in b.meta
+    assert len(b.payload) - len(a.payload) == 2 * 32  # the book's bytes; the codes' stream is the same
+    assert torch.equal(decode_tensor(a.meta, a.payload), half)
+
+
 def test_the_budget_is_spent_only_within_the_limit():
     w = _structured()
     budget = gridcode.Budget(room=w.numel() - 1)

@@ -153,7 +153,7 @@ CHECKPOINTS: dict[str, Case] = {
 ARTIFACTS: dict[str, Case] = {
     "art-truncated": lambda e: ["eval", e.file("t.mzip", e.base.read_bytes()[:-500]), "-q"],
     "art-bitflip": lambda e: ["eval", e.file("f.mzip", bytes(_flip(e.base.read_bytes()))), "-q"],
-    "art-version": lambda e: ["eval", e.file("v.mzip", e.base.read_bytes().replace(b'\\"version\\":2',
+    "art-version": lambda e: ["eval", e.file("v.mzip", e.base.read_bytes().replace(b'\\"version\\":3',
                                                                                    b'\\"version\\":9')), "-q"],
     "art-spec-this": lambda e: ["eval", str(forge.reassemble(e.base, e.root / "this.mzip",
                                                              spec=forge.ModelSpec("this:x"))), "-q"],

@@ -67,7 +67,31 @@ def test_kmeans_finetune_moves_centroids_but_keeps_sharing(run_from):
         values = torch.unique(w)
         assert values.numel() <= 5 and (values == 0).any()  # 4 shared values + the pruned zeros
         assert not torch.equal(values, before[name])  # centroids learned
+        assert torch.equal(values, values.half().float())  # stored as float16 (centroid_bits 16, the default)
     _assert_reload_identical(result2)
+
+
+def test_float16_centroids_keep_steps_smaller_than_a_float16_step():
+    from compress.quantize.kmeans import SharedWeights
+
+    param = torch.nn.Parameter(torch.tensor([1.0, 1.0, -1.0, -1.0, 0.0]))
+    shared = {h: SharedWeights(torch.nn.Parameter(param.detach().clone()), 1, half=h) for h in (True, False)}
+    for layer in shared.values():
+        layer.tie()
+        for _ in range(200):  # 200 optimizer steps of 1e-5: each far below float16's step of ~1e-3 at 1.0
+            with torch.no_grad():
+                layer.param.add_(torch.tensor([1e-5, 1e-5, 0.0, 0.0, 0.0]))
+            layer.update_centroids()
+            layer.tie()
+    half, full = shared[True].param.detach(), shared[False].param.detach()
+    assert torch.equal(half, half.half().float()) and half[4] == 0  # on float16, the pruned weight still 0
+    assert abs(float(half[0]) - float(full[0])) <= 1e-3 and float(half[0]) > 1.0  # the small steps added up
+
+
+def test_centroid_bits_32_keeps_float32_centroids(run_from):
+    result = run_from({"quantize": {"bits": 3, "method": "kmeans", "centroid_bits": 32}}, sub="c32")
+    values = torch.cat([torch.unique(w) for w in _weights(result.model).values()])
+    assert not torch.equal(values, values.half().float())
 
 
 def test_layer_bits_and_fp16(run_from):
