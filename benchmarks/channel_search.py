@@ -3,9 +3,11 @@ speed target — on real MNIST, same baseline and fine-tuning budget, one proces
 
 For each model: train once; (a) a fixed-rate channel run (50 % per layer + fine-tune) for the cost
 reference; (b) ``--max-drop`` search (sensitivity allocation, objective latency); (c) uniform channel
-pruning at the MACs (b) reached, same fine-tuning; latency at batch 256 of dense, (b) and (c)
-measured in interleaved rounds. For mnist-cnn also ``--target-speedup 2``. Every run holds out 10 % of the
-training images and decides (budget checks, trace, Δ) on them; the test split is measured once per model here.
+pruning at the per-layer rates on both sides of the MACs (b) reached (uniform counts move in steps, so no
+rate lands on them exactly), same fine-tuning, and both interpolated linearly in MACs to (b)'s; latency
+at batch 256 of dense, (b) and (c) measured in interleaved rounds. For mnist-cnn also ``--target-speedup 2``.
+Every run holds out 10 % of the training images and decides (budget checks, trace, Δ) on them; the test
+split is measured once per model here.
 
     python benchmarks/channel_search.py --root ../shared/datasets [--models mnist-cnn resnet20] [--max-drop 0.3]
 """
@@ -43,8 +45,9 @@ def timed(recipe: Any) -> tuple[Any, float]:
     return res, time.perf_counter() - start
 
 
-def uniform_rate_for(base: Any, macs: float) -> float:
-    """The per-layer channel rate whose pruned model has ``macs`` multiply-accumulates (bisection on copies)."""
+def uniform_rates_for(base: Any, macs: float) -> tuple[float, float]:
+    """The per-layer channel rates on either side of ``macs`` multiply-accumulates: the highest whose pruned
+    model has more and the lowest whose model has at most as many (bisection on copies)."""
     model, data = base.model.cpu().eval(), base.state.data
     ws = Workspace(data, base.state.ctx)
     example = data.test.head(1).x
@@ -56,7 +59,7 @@ def uniform_rate_for(base: Any, macs: float) -> float:
         plans = structured.plan_groups(trial, cfg, ws, example)
         structured.prune_counts(trial, cfg, ws, example, {p.name: p.remove for p in plans})
         lo, hi = (mid, hi) if count_macs(trial, example) > macs else (lo, mid)
-    return hi
+    return lo, hi
 
 
 def latencies(models: dict[str, torch.nn.Module], x: torch.Tensor, rounds: int = 7) -> dict[str, float]:
@@ -93,25 +96,42 @@ def compare(model: str, root: str, work: Path, max_drop: float) -> None:
     for i, t in enumerate(search.report.search, 1):
         print(f"  {i:>2} {t.phase:<6} channels removed {t.rate:5.1f} %  acc {t.accuracy or 0:6.2f} %  "
               f"{'in' if t.met else 'out'}  {t.seconds:.1f} s")
-    rate = uniform_rate_for(base, search.report.final.macs)
-    uniform, t_uniform = timed(recipe(model, root, work / f"{model}-uniform", [
+    rates = uniform_rates_for(base, search.report.final.macs)
+    uniform = {side: timed(recipe(model, root, work / f"{model}-uniform-{side}", [
         {"prune": {"granularity": "channel", "rate": rate, "scope": "layer"}}, {"finetune": FINETUNE}], base.output))
-    lat = latencies({"dense": base.model, "search": search.model, "uniform": uniform.model},
+        for side, rate in zip(("above", "below"), rates, strict=True)}
+    lat = latencies({"dense": base.model, "search": search.model, **{k: r.model for k, (r, _) in uniform.items()}},
                     base.state.data.test.head(256).x)
-    print(f"  {'variant':<36} {'test %':>8} {'Δ pp':>7} {'MACs':>12} {'batch 256':>11} {'speed-up':>9} {'wall':>7}")
+    print(f"  {'variant':<40} {'test %':>8} {'Δ pp':>7} {'MACs':>12} {'batch 256':>11} {'speed-up':>9} {'wall':>7}")
     rows = [("dense", base, 0.0, "dense"), ("fixed 50 % per layer (cost reference)", fixed, t_fixed, None),
             (f"search --max-drop {max_drop}", search, t_search, "search"),
-            (f"uniform {rate:.1f} % at the search's MACs", uniform, t_uniform, "uniform")]
+            *[(f"uniform {rate:.1f} % (MACs {side} the search's)", *uniform[side], side)
+              for side, rate in zip(("above", "below"), rates, strict=True)]]
+    accs = {}
     for name, res, seconds, key in rows:
         ms = f"{lat[key]:8.1f} ms" if key else " " * 11
         up = f"{lat['dense'] / lat[key]:8.2f}×" if key else " " * 9
-        acc = test_top1(res)
-        print(f"  {name:<36} {acc:8.2f} {acc - acc0:+7.2f} "
+        accs[key] = acc = test_top1(res)
+        print(f"  {name:<40} {acc:8.2f} {acc - acc0:+7.2f} "
               f"{res.report.final.macs:>12,} {ms} {up} {seconds:6.0f} s")
+    at_macs(search.report.final.macs, {k: uniform[k][0].report.final.macs for k in uniform}, accs, lat, acc0)
     print(f"  search cost: {t_search / t_fixed:.2f}× one fixed-rate channel run; constraint met: "
           f"{search.report.constraint.met}", flush=True)
     if model == "mnist-cnn":
         target(base, root, work, acc0)
+
+
+def at_macs(macs: float, uniform_macs: dict[str, float], accs: dict[str | None, float], lat: dict[str, float],
+            acc0: float) -> None:
+    """Uniform pruning interpolated linearly in MACs to the search's MACs, against the search."""
+    above, below = uniform_macs["above"], uniform_macs["below"]
+    w = (macs - below) / (above - below) if above > below else 0.0  # weight of the "above" run
+    acc = w * accs["above"] + (1 - w) * accs["below"]
+    ms = w * lat["above"] + (1 - w) * lat["below"]
+    print(f"  {'uniform interpolated to the same MACs':<40} {acc:8.2f} {acc - acc0:+7.2f} {macs:>12,.0f} "
+          f"{ms:8.1f} ms {lat['dense'] / ms:8.2f}×")
+    print(f"  search vs uniform at the same MACs: {accs['search'] - acc:+.2f} pp, "
+          f"{ms / lat['search']:.2f}× as fast", flush=True)
 
 
 def target(base: Any, root: str, work: Path, acc0: float) -> None:
