@@ -3,7 +3,7 @@ a dictionary of the words every manifest repeats — whichever is smaller, named
 
 A manifest is a few kilobytes of JSON whose keys ("stage", "accuracy", "latency_batch", "dtype", …) and
 phrases are the same in every file; a general compressor must spell each out once per file, which next to
-a 6 KB LeNet-5 costs a tenth of the file. Primed with those words (brotli's and zstd's dictionary idea),
+a 6 KB LeNet-5 costs a sixth of the file. Primed with those words (brotli's and zstd's dictionary idea),
 deflate refers to them instead. The dictionary is part of the file format: changing one byte of it makes
 every file written before undecodable, so :data:`DICTIONARY_SHA256` pins it and a new dictionary needs a
 new tag.
@@ -58,13 +58,14 @@ _TEMPLATE = {
         "baseline": 0, "fp32_bytes": 1000000, "output": "runs/model/model.mzip",
         "constraint": {"max_accuracy_drop": 0.5, "drop": 0.1, "met": True, "target_speedup": None,
                        "speedup": None, "objective": None},
-        "notes": ["variational dropout: 98.00 % of weights removed (log \u03b1 > 3) after learning their noise "
-                  "on 4 of 4 layers", "zeroed the weights and biases of 10 unit(s) no later layer reads "
-                  "(outputs unchanged)", "2 biases onto 8-bit grids", "quantized 3 weight tensors to 4\u20135 "
-                  "bits (kmeans)", "pruned 90.0% of weights (unstructured, global)",
+        "notes": [("variational dropout: 98.00 % of weights removed (log \u03b1 > 3) after learning their noise "
+                   "on 4 of 4 layers"),
+                  "zeroed the weights and biases of 10 unit(s) no later layer reads (outputs unchanged)",
+                  "2 biases onto 8-bit grids", "quantized 3 weight tensors to 4\u20135 bits (kmeans)",
+                  "pruned 90.0% of weights (unstructured, global)",
                   "channel pruning removed 50.0% of parameters (100,000 \u2192 50,000)",
-                  "channel search (sensitivity allocation, objective latency): step 9 of 15, 49.5% of channels "
-                  "removed"],
+                  ("channel search (sensitivity allocation, objective latency): step 9 of 15, 49.5% of channels "
+                   "removed")],
         "layers": [{**_LAYER, "kind": "Linear"}, _LAYER],
         "search": [{**_SEARCH, "phase": "probe"}, {**_SEARCH, "phase": "tune"}, _SEARCH], "exports": []},
 }

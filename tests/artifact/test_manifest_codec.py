@@ -38,10 +38,16 @@ def test_format_2_blobs_have_no_tag():
 
 
 def test_bounded_truncated_and_unknown_blobs_are_refused():
+    import zlib
+
     text = b'{"report":"' + b"y" * 50_000 + b'"}'
-    blob = codec.pack(text)
-    with pytest.raises(ValueError, match="more than"):
-        codec.unpack(blob, 4096)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict=codec.DICTIONARY)
+    primed = b"\x01" + deflate.compress(text) + deflate.flush()
+    plain = b"\x00" + lzma.compress(text, format=lzma.FORMAT_RAW, filters=codec.LZMA_FILTERS)
+    for blob in (primed, plain):  # a bomb in either coder stops at the limit
+        assert codec.unpack(blob, 1 << 20) == text
+        with pytest.raises(ValueError, match="more than"):
+            codec.unpack(blob, 4096)
     primed = b"\x01" + codec.pack(_manifest(2))[1:]
     with pytest.raises(ValueError, match="ends early"):
         codec.unpack(primed[:-5], 1 << 20)
