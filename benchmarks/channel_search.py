@@ -96,17 +96,17 @@ def compare(model: str, root: str, work: Path, max_drop: float) -> None:
     for i, t in enumerate(search.report.search, 1):
         print(f"  {i:>2} {t.phase:<6} channels removed {t.rate:5.1f} %  acc {t.accuracy or 0:6.2f} %  "
               f"{'in' if t.met else 'out'}  {t.seconds:.1f} s")
-    rates = uniform_rates_for(base, search.report.final.macs)
+    rates = dict(zip(("above", "below"), uniform_rates_for(base, search.report.final.macs), strict=True))
     uniform = {side: timed(recipe(model, root, work / f"{model}-uniform-{side}", [
         {"prune": {"granularity": "channel", "rate": rate, "scope": "layer"}}, {"finetune": FINETUNE}], base.output))
-        for side, rate in zip(("above", "below"), rates, strict=True)}
+        for side, rate in rates.items()}
     lat = latencies({"dense": base.model, "search": search.model, **{k: r.model for k, (r, _) in uniform.items()}},
                     base.state.data.test.head(256).x)
     print(f"  {'variant':<40} {'test %':>8} {'Δ pp':>7} {'MACs':>12} {'batch 256':>11} {'speed-up':>9} {'wall':>7}")
     rows = [("dense", base, 0.0, "dense"), ("fixed 50 % per layer (cost reference)", fixed, t_fixed, None),
             (f"search --max-drop {max_drop}", search, t_search, "search"),
             *[(f"uniform {rate:.1f} % (MACs {side} the search's)", *uniform[side], side)
-              for side, rate in zip(("above", "below"), rates, strict=True)]]
+              for side, rate in rates.items()]]
     accs = {}
     for name, res, seconds, key in rows:
         ms = f"{lat[key]:8.1f} ms" if key else " " * 11
